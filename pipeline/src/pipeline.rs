@@ -1,0 +1,251 @@
+//! The five stages driven for a batch of images.
+//!
+//! Per-image stages (`image_loading`, `image_preprocessing`, `texture_synthesis`, `mesh_export`)
+//! run image by image; `shape_generation` hands every image that survived preprocessing to the
+//! engine as one batch and then cleans each mesh (degenerate faces, floaters, face budget) before
+//! it is coloured. Every stage runs inside a span named after it and is timed into the item's
+//! [`StageTimings`]; an item that fails stops at that stage with a typed [`PipelineError`] while
+//! the rest of the batch goes on.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{PipelineError, ShapeError};
+use crate::export::{MeshFormat, export_mesh};
+use crate::image::{ImageLimits, PreprocessOptions, PreprocessedImage, load_image, preprocess};
+use crate::shape::{
+    GeneratedShape, PostprocessOptions, ShapeEngine, ShapeOptions, ShapeRequest, postprocess,
+};
+use crate::stage::{Stage, StageTimings};
+use crate::texture::colorize;
+
+/// Everything a job may choose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOptions {
+    pub preprocess: PreprocessOptions,
+    pub shape: ShapeOptions,
+    pub postprocess: PostprocessOptions,
+    /// Colour the mesh from the image (vertex colours).
+    pub texture: bool,
+    pub formats: Vec<MeshFormat>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            preprocess: PreprocessOptions::default(),
+            shape: ShapeOptions::default(),
+            postprocess: PostprocessOptions::default(),
+            texture: true,
+            formats: vec![MeshFormat::Glb],
+        }
+    }
+}
+
+/// One input of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchItem<'a> {
+    pub bytes: &'a [u8],
+    pub options: &'a JobOptions,
+}
+
+/// Facts about the produced mesh.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeshStats {
+    pub vertices: usize,
+    pub faces: usize,
+    pub volume: f64,
+    pub area: f64,
+}
+
+/// A finished item: encoded files in the requested formats.
+#[derive(Debug, Clone)]
+pub struct ItemOutput {
+    pub files: Vec<(MeshFormat, Vec<u8>)>,
+    pub stats: MeshStats,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemReport {
+    pub timings: StageTimings,
+    /// Number of images the engine processed together with this one.
+    pub batch_size: usize,
+    pub result: Result<ItemOutput, PipelineError>,
+}
+
+/// Receives stage start/finish events (progress bars, live progress, metrics).
+pub trait ProgressObserver {
+    fn stage_started(&mut self, item: usize, stage: Stage);
+    fn stage_finished(&mut self, item: usize, stage: Stage, elapsed: Duration, ok: bool);
+}
+
+/// Observer that ignores every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl ProgressObserver for NoProgress {
+    fn stage_started(&mut self, _: usize, _: Stage) {}
+    fn stage_finished(&mut self, _: usize, _: Stage, _: Duration, _: bool) {}
+}
+
+/// The pipeline with its engine; built once, run for many batches.
+#[derive(Debug)]
+pub struct Pipeline {
+    engine: Box<dyn ShapeEngine>,
+    limits: ImageLimits,
+}
+
+/// Runs one stage of one item inside its span, timing it and telling the observer.
+fn timed<T>(
+    idx: usize,
+    stage: Stage,
+    progress: &mut dyn ProgressObserver,
+    timings: &mut [StageTimings],
+    f: impl FnOnce() -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    progress.stage_started(idx, stage);
+    let span = stage.span();
+    let start = Instant::now();
+    let result = span.in_scope(f);
+    let elapsed = start.elapsed();
+    timings[idx].record(stage, elapsed);
+    progress.stage_finished(idx, stage, elapsed, result.is_ok());
+    result
+}
+
+impl Pipeline {
+    pub fn new(engine: Box<dyn ShapeEngine>, limits: ImageLimits) -> Self {
+        Pipeline { engine, limits }
+    }
+
+    pub fn engine(&self) -> &dyn ShapeEngine {
+        self.engine.as_ref()
+    }
+
+    pub fn limits(&self) -> &ImageLimits {
+        &self.limits
+    }
+
+    /// Runs every item through the five stages; one report per item, in order.
+    pub fn run_batch(
+        &self,
+        items: &[BatchItem<'_>],
+        progress: &mut dyn ProgressObserver,
+    ) -> Vec<ItemReport> {
+        let mut timings = vec![StageTimings::default(); items.len()];
+
+        // image_loading + image_preprocessing, per image.
+        let prepared: Vec<Result<PreprocessedImage, PipelineError>> = items
+            .iter()
+            .enumerate()
+            .map(|(idx, item)| {
+                let img = timed(idx, Stage::ImageLoading, progress, &mut timings, || {
+                    Ok(load_image(item.bytes, &self.limits)?)
+                })?;
+                timed(
+                    idx,
+                    Stage::ImagePreprocessing,
+                    progress,
+                    &mut timings,
+                    || Ok(preprocess(&img, &item.options.preprocess)?),
+                )
+            })
+            .collect();
+
+        // shape_generation: one engine call for every image still alive.
+        let live: Vec<usize> = (0..items.len()).filter(|&i| prepared[i].is_ok()).collect();
+        let batch_size = live.len();
+        let mut shapes: Vec<Option<Result<GeneratedShape, ShapeError>>> = vec![None; items.len()];
+        if !live.is_empty() {
+            let requests: Vec<ShapeRequest<'_>> = live
+                .iter()
+                .filter_map(|&i| {
+                    prepared[i].as_ref().ok().map(|image| ShapeRequest {
+                        image,
+                        options: &items[i].options.shape,
+                    })
+                })
+                .collect();
+            for &i in &live {
+                progress.stage_started(i, Stage::ShapeGeneration);
+            }
+            let span =
+                tracing::info_span!("shape_generation", engine = self.engine.name(), batch_size);
+            let start = Instant::now();
+            let results = span.in_scope(|| {
+                let mut raw = self.engine.generate(&requests);
+                raw.resize_with(requests.len(), || {
+                    Err(ShapeError::Engine {
+                        engine: self.engine.name().into(),
+                        detail: "the engine returned fewer results than requests".into(),
+                    })
+                });
+                raw.into_iter()
+                    .zip(&live)
+                    .map(|(r, &i)| {
+                        let shape = r?;
+                        let mesh = postprocess(shape.mesh, &items[i].options.postprocess);
+                        if mesh.is_empty() {
+                            return Err(ShapeError::EmptySurface {
+                                reason: "nothing remained after mesh clean-up".into(),
+                            });
+                        }
+                        Ok(GeneratedShape { mesh, ..shape })
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let elapsed = start.elapsed();
+            for (result, &i) in results.into_iter().zip(&live) {
+                timings[i].record(Stage::ShapeGeneration, elapsed);
+                progress.stage_finished(i, Stage::ShapeGeneration, elapsed, result.is_ok());
+                shapes[i] = Some(result);
+            }
+        }
+
+        // texture_synthesis + mesh_export, per image.
+        prepared
+            .into_iter()
+            .zip(shapes)
+            .enumerate()
+            .map(|(idx, (image, shape))| {
+                let opts = items[idx].options;
+                let result = image.and_then(|image| {
+                    let mut shape = shape
+                        .unwrap_or_else(|| {
+                            Err(ShapeError::Engine {
+                                engine: self.engine.name().into(),
+                                detail: "no result for this image".into(),
+                            })
+                        })
+                        .map_err(PipelineError::from)?;
+                    if opts.texture {
+                        timed(idx, Stage::TextureSynthesis, progress, &mut timings, || {
+                            colorize(&mut shape.mesh, &image, &shape.frame);
+                            Ok(())
+                        })?;
+                    }
+                    let mesh = &shape.mesh;
+                    let files = timed(idx, Stage::MeshExport, progress, &mut timings, || {
+                        opts.formats
+                            .iter()
+                            .map(|&format| Ok((format, export_mesh(mesh, format)?)))
+                            .collect::<Result<Vec<_>, PipelineError>>()
+                    })?;
+                    Ok(ItemOutput {
+                        files,
+                        stats: MeshStats {
+                            vertices: mesh.positions.len(),
+                            faces: mesh.triangles.len(),
+                            volume: mesh.signed_volume(),
+                            area: mesh.surface_area(),
+                        },
+                    })
+                });
+                ItemReport {
+                    timings: timings[idx].clone(),
+                    batch_size,
+                    result,
+                }
+            })
+            .collect()
+    }
+}

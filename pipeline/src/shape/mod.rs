@@ -1,0 +1,11 @@
+//! `shape_generation`: the [`ShapeEngine`] interface, engines, marching cubes and clean-up.
+
+pub mod engine;
+pub mod inflate;
+pub mod mc;
+pub mod postprocess;
+
+pub use engine::{GeneratedShape, ShapeEngine, ShapeOptions, ShapeRequest, ViewFrame};
+pub use inflate::InflateEngine;
+pub use mc::{Volume, marching_cubes};
+pub use postprocess::{PostprocessOptions, postprocess};
