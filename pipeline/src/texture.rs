@@ -1,18 +1,33 @@
 //! `texture_synthesis`: vertex colours projected from the preprocessed image along the view
 //! axis of the engine's [`ViewFrame`]. Front and back both take the colour at their projected
 //! pixel; points projecting onto the background (the silhouette's rim, sub-pixel differences)
-//! take the colour of the nearest object pixel, so no white fringe appears.
+//! take the colour of the nearest object pixel, so no white fringe appears; pixels on the object's
+//! rim, where preprocessing blended the colour with the white backdrop, are not used as sources.
 
 use crate::image::PreprocessedImage;
 use crate::image::edt::distance_transform;
 use crate::mesh::Mesh;
 use crate::shape::ViewFrame;
 
+/// Depth in pixels below which object pixels are not trusted as colour sources.
+const RIM_PX: f32 = 4.0;
+
 pub fn colorize(mesh: &mut Mesh, image: &PreprocessedImage, frame: &ViewFrame) {
     let s = image.size;
-    let fg: Vec<bool> = image.mask.iter().map(|&m| m != 0).collect();
-    let field = distance_transform(&fg, s, s);
-    // Every pixel takes the colour of its nearest object pixel (itself when on the object).
+    // Colours are taken only from pixels at least RIM_PX inside the object: the rim is blended
+    // with the white backdrop by the resizes of preprocessing.
+    let bg: Vec<bool> = image.mask.iter().map(|&m| m == 0).collect();
+    let depth = distance_transform(&bg, s, s);
+    let mut sources: Vec<bool> = depth
+        .sq_dist
+        .iter()
+        .map(|&d| d >= RIM_PX * RIM_PX)
+        .collect();
+    if !sources.iter().any(|&b| b) {
+        sources = bg.iter().map(|b| !b).collect();
+    }
+    let field = distance_transform(&sources, s, s);
+    // Every pixel takes the colour of its nearest source pixel (itself when it is one).
     let filled: Vec<[f32; 3]> = (0..s * s)
         .map(|i| {
             let src = match field.nearest[i] {

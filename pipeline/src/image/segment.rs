@@ -16,6 +16,10 @@ pub struct SegmentParams {
     pub min_distance: f32,
     /// Holes smaller than this fraction of the object's area are filled.
     pub max_hole_fraction: f32,
+    /// Pixels darker than the background by at most this factor, with its hue, are shadow.
+    pub shadow_min_ratio: f32,
+    /// Components at least this fraction of the largest one are kept with it.
+    pub min_component_fraction: f32,
 }
 
 impl Default for SegmentParams {
@@ -25,6 +29,8 @@ impl Default for SegmentParams {
             noise_multiplier: 3.5,
             min_distance: 20.0,
             max_hole_fraction: 0.05,
+            shadow_min_ratio: 0.6,
+            min_component_fraction: 0.1,
         }
     }
 }
@@ -49,12 +55,16 @@ pub fn segment_foreground(img: &Raster, params: &SegmentParams) -> Mask {
     let model = fit_background(img, params);
     let threshold = (params.noise_multiplier * model.spread + 12.0).max(params.min_distance);
     let mut fg: Vec<bool> = (0..w * h)
-        .map(|i| model.distance(img, i % w, i / w) > threshold)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            model.distance(img, x, y) > threshold
+                && !model.is_shadow(img, x, y, threshold, params.shadow_min_ratio)
+        })
         .collect();
     let radius = (w.min(h) / 256).max(1);
     fg = open(&fg, w, h, radius);
     fg = close(&fg, w, h, radius);
-    let fg = largest_component(&fg, w, h);
+    let fg = main_components(&fg, w, h, params.min_component_fraction);
     let fg = fill_small_holes(&fg, w, h, params.max_hole_fraction);
     Mask {
         width: w,
@@ -75,6 +85,31 @@ impl BackgroundModel {
     fn predict(&self, x: usize, y: usize) -> [f32; 3] {
         let (xf, yf) = (x as f64, y as f64);
         self.coef.map(|[a, b, c]| (a + b * xf + c * yf) as f32)
+    }
+
+    /// A cast shadow: the background colour scaled down by a factor in `[min_ratio, 1)`, with
+    /// the remaining colour difference within the noise threshold.
+    fn is_shadow(&self, img: &Raster, x: usize, y: usize, threshold: f32, min_ratio: f32) -> bool {
+        let p = img.pixel(x, y);
+        let bg = self.predict(x, y);
+        let (mut pb, mut bb) = (0.0, 0.0);
+        for ch in 0..3 {
+            pb += f32::from(p[ch]) * bg[ch];
+            bb += bg[ch] * bg[ch];
+        }
+        if bb <= 0.0 {
+            return false;
+        }
+        let ratio = pb / bb;
+        if !(min_ratio..1.0).contains(&ratio) {
+            return false;
+        }
+        let mut s = 0.0;
+        for ch in 0..3 {
+            let d = f32::from(p[ch]) - ratio * bg[ch];
+            s += d * d;
+        }
+        s.sqrt() <= threshold * 0.5
     }
 
     fn distance(&self, img: &Raster, x: usize, y: usize) -> f32 {
@@ -256,12 +291,18 @@ fn label(mask: &[bool], w: usize, h: usize, value: bool, eight: bool) -> (Vec<u3
     (labels, sizes)
 }
 
-pub(crate) fn largest_component(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
+/// The largest 8-connected component and every component at least `fraction` of its size.
+pub(crate) fn main_components(mask: &[bool], w: usize, h: usize, fraction: f32) -> Vec<bool> {
     let (labels, sizes) = label(mask, w, h, true, true);
-    let Some((best, _)) = sizes.iter().enumerate().skip(1).max_by_key(|(_, s)| **s) else {
+    let largest = sizes.iter().skip(1).copied().max().unwrap_or(0);
+    if largest == 0 {
         return vec![false; w * h];
-    };
-    labels.iter().map(|&l| l == best as u32).collect()
+    }
+    let min = ((largest as f32 * fraction).ceil() as usize).max(1);
+    labels
+        .iter()
+        .map(|&l| l != 0 && sizes[l as usize] >= min)
+        .collect()
 }
 
 fn fill_small_holes(mask: &[bool], w: usize, h: usize, max_fraction: f32) -> Vec<bool> {
