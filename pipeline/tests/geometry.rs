@@ -3,7 +3,9 @@
 
 use orfeas_pipeline::image::{MaskSource, PreprocessedImage};
 use orfeas_pipeline::mesh::Mesh;
-use orfeas_pipeline::shape::{InflateEngine, ShapeEngine, ShapeOptions, ShapeRequest, Volume, marching_cubes};
+use orfeas_pipeline::shape::{
+    InflateEngine, ShapeEngine, ShapeOptions, ShapeRequest, Volume, marching_cubes,
+};
 use std::f64::consts::PI;
 
 const S: usize = 512;
@@ -22,7 +24,10 @@ fn image_from(inside: impl Fn(f64, f64) -> bool) -> PreprocessedImage {
     }
     PreprocessedImage {
         size: S,
-        rgb: mask.iter().flat_map(|&m| if m != 0 { [200, 50, 40] } else { [255; 3] }).collect(),
+        rgb: mask
+            .iter()
+            .flat_map(|&m| if m != 0 { [200, 50, 40] } else { [255; 3] })
+            .collect(),
         mask,
         mask_source: MaskSource::Alpha,
     }
@@ -33,7 +38,10 @@ fn inflate(img: &PreprocessedImage, resolution: u32) -> Mesh {
         octree_resolution: resolution,
         ..ShapeOptions::default()
     };
-    let mut out = InflateEngine.generate(&[ShapeRequest { image: img, options: &options }]);
+    let mut out = InflateEngine.generate(&[ShapeRequest {
+        image: img,
+        options: &options,
+    }]);
     out.pop().expect("one result").expect("inflates").mesh
 }
 
@@ -61,17 +69,27 @@ fn disk_inflates_to_a_sphere() {
     let expected = 4.0 / 3.0 * PI * r.powi(3);
     let v = mesh.signed_volume();
     // Tolerance 2 %: the outline is rasterised on 512² pixels and meshed on a 192³ grid.
-    assert!((v - expected).abs() / expected < 0.02, "volume {v} vs {expected}");
+    assert!(
+        (v - expected).abs() / expected < 0.02,
+        "volume {v} vs {expected}"
+    );
     let (lo, hi) = mesh.bounds().expect("vertices");
     for k in 0..3 {
         let extent = f64::from(hi[k] - lo[k]);
-        assert!((extent - 2.0 * r).abs() < 0.02, "axis {k}: extent {extent} vs {}", 2.0 * r);
+        assert!(
+            (extent - 2.0 * r).abs() < 0.02,
+            "axis {k}: extent {extent} vs {}",
+            2.0 * r
+        );
         let centre = f64::from(hi[k] + lo[k]) / 2.0;
         assert!(centre.abs() < 0.01, "axis {k}: centre {centre}");
     }
     let area = mesh.surface_area();
     let expected_area = 4.0 * PI * r * r;
-    assert!((area - expected_area).abs() / expected_area < 0.02, "area {area} vs {expected_area}");
+    assert!(
+        (area - expected_area).abs() / expected_area < 0.02,
+        "area {area} vs {expected_area}"
+    );
 }
 
 #[test]
@@ -87,7 +105,8 @@ fn square_keeps_its_silhouette() {
 #[test]
 fn l_shape_keeps_its_silhouette() {
     let img = image_from(|x, y| {
-        (x > -0.6 && x < -0.1 && y > -0.7 && y < 0.7) || (x > -0.6 && x < 0.6 && y > -0.7 && y < -0.2)
+        (x > -0.6 && x < -0.1 && y > -0.7 && y < 0.7)
+            || (x > -0.6 && x < 0.6 && y > -0.7 && y < -0.2)
     });
     let mesh = inflate(&img, 256);
     assert_eq!(mesh.topology_defects(), (0, 0));
@@ -117,7 +136,10 @@ fn marching_cubes_matches_an_analytic_sphere_at_several_resolutions() {
         // Linear interpolation cuts chords: the error falls with the cell size.
         let tol = if n == 64 { 0.01 } else { 0.003 };
         assert!((area - ea).abs() / ea < tol, "n={n}: area {area} vs {ea}");
-        assert!((volume - ev).abs() / ev < tol, "n={n}: volume {volume} vs {ev}");
+        assert!(
+            (volume - ev).abs() / ev < tol,
+            "n={n}: volume {volume} vs {ev}"
+        );
         let max_err = mesh
             .positions
             .iter()
@@ -126,7 +148,10 @@ fn marching_cubes_matches_an_analytic_sphere_at_several_resolutions() {
                 (d - r).abs()
             })
             .fold(0.0, f64::max);
-        assert!(max_err < h * 0.1, "n={n}: vertex off the sphere by {max_err}");
+        assert!(
+            max_err < h * 0.1,
+            "n={n}: vertex off the sphere by {max_err}"
+        );
     }
 }
 
@@ -140,19 +165,33 @@ fn nan_regions_produce_no_vertices() {
     let vol = Volume::from_fn([n, n, n], |i, j, k| {
         let p = [i, j, k].map(|c| -1.0 + c as f32 * h);
         let v = r - (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
-        if p[0] > 0.0 || v.abs() > 4.0 * h { f32::NAN } else { v }
+        if p[0] > 0.0 || v.abs() > 4.0 * h {
+            f32::NAN
+        } else {
+            v
+        }
     });
     let mut mesh = marching_cubes(&vol, 0.0);
     mesh.transform([-1.0; 3], [h; 3]);
     assert!(!mesh.is_empty());
-    assert!(mesh.positions.iter().all(|p| p.iter().all(|c| c.is_finite())));
-    assert!(mesh.positions.iter().all(|p| p[0] <= h), "vertex in the NaN half");
+    assert!(
+        mesh.positions
+            .iter()
+            .all(|p| p.iter().all(|c| c.is_finite()))
+    );
+    assert!(
+        mesh.positions.iter().all(|p| p[0] <= h),
+        "vertex in the NaN half"
+    );
     // Only the cut at x = 0 is open.
     let (open, flipped) = mesh.topology_defects();
     assert_eq!(flipped, 0);
     assert!(open > 0);
     let band: Vec<_> = mesh.positions.iter().filter(|p| p[0] < -0.1).collect();
-    assert!(band.iter().all(|p| ((p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt() - r).abs() < h));
+    assert!(
+        band.iter()
+            .all(|p| ((p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt() - r).abs() < h)
+    );
 }
 
 #[test]
@@ -163,8 +202,15 @@ fn resolution_outside_range_is_a_typed_error() {
             octree_resolution: bad,
             ..ShapeOptions::default()
         };
-        let r = InflateEngine.generate(&[ShapeRequest { image: &img, options: &options }]);
-        let err = r.into_iter().next().expect("one result").expect_err("rejected");
+        let r = InflateEngine.generate(&[ShapeRequest {
+            image: &img,
+            options: &options,
+        }]);
+        let err = r
+            .into_iter()
+            .next()
+            .expect("one result")
+            .expect_err("rejected");
         assert!(err.to_string().contains("octree_resolution"), "{err}");
     }
 }

@@ -15,8 +15,11 @@ fn read(rel: &str) -> Vec<u8> {
 }
 
 fn load(name: &str) -> LoadedImage {
-    load_image(&read(&format!("tests/fixtures/formats/{name}")), &ImageLimits::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    load_image(
+        &read(&format!("tests/fixtures/formats/{name}")),
+        &ImageLimits::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn px(img: &LoadedImage, x: u32, y: u32) -> [u8; 4] {
@@ -55,11 +58,20 @@ fn grayscale_8_and_16_bit() {
         let img = load(name);
         let (l, r) = (px(&img, 0, 5), px(&img, 47, 5));
         assert!(l[0] < 10 && r[0] > 245, "{name}: {l:?} {r:?}");
-        assert!(l[0] == l[1] && l[1] == l[2] && r[0] == r[2], "{name}: grey stays grey");
+        assert!(
+            l[0] == l[1] && l[1] == l[2] && r[0] == r[2],
+            "{name}: grey stays grey"
+        );
     }
 }
 
-fn png(width: u32, height: u32, color: png::ColorType, depth: png::BitDepth, rows: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+fn png(
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    rows: impl Fn(&mut Vec<u8>),
+) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, width, height);
@@ -87,7 +99,10 @@ fn oversized_header_png(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend(height.to_be_bytes());
     ihdr.extend([8, 6, 0, 0, 0]);
     chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]);
+    chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+    );
     chunk(b"IEND", &[]);
     out
 }
@@ -97,7 +112,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -128,16 +147,36 @@ fn bad_inputs_get_their_own_typed_errors_quickly() {
     let jpeg = read("../samples/apple.jpg");
     let bomb = bomb();
     assert!(bomb.len() < 200_000, "bomb is {} bytes", bomb.len());
-    let tiny = png(1, 1, png::ColorType::Rgba, png::BitDepth::Eight, |d| d.extend([9, 9, 9, 255]));
-    let transparent = png(64, 64, png::ColorType::Rgba, png::BitDepth::Eight, |d| d.extend(vec![0u8; 64 * 64 * 4]));
+    let tiny = png(1, 1, png::ColorType::Rgba, png::BitDepth::Eight, |d| {
+        d.extend([9, 9, 9, 255])
+    });
+    let transparent = png(64, 64, png::ColorType::Rgba, png::BitDepth::Eight, |d| {
+        d.extend(vec![0u8; 64 * 64 * 4])
+    });
     let gif = b"GIF89a\x10\x00\x10\x00\x00\x00\x00;".to_vec();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", Vec::new(), "empty_input"),
-        ("text", b"definitely not an image, just text".to_vec(), "unsupported_format"),
+        (
+            "text",
+            b"definitely not an image, just text".to_vec(),
+            "unsupported_format",
+        ),
         ("gif", gif, "unsupported_format"),
-        ("truncated png", good[..good.len() / 2].to_vec(), "truncated_image"),
-        ("truncated jpeg header", jpeg[..300].to_vec(), "truncated_image"),
-        ("oversized header", oversized_header_png(100_000, 100_000), "image_too_large"),
+        (
+            "truncated png",
+            good[..good.len() / 2].to_vec(),
+            "truncated_image",
+        ),
+        (
+            "truncated jpeg header",
+            jpeg[..300].to_vec(),
+            "truncated_image",
+        ),
+        (
+            "oversized header",
+            oversized_header_png(100_000, 100_000),
+            "image_too_large",
+        ),
         ("decompression bomb", bomb, "image_too_large"),
         ("1x1", tiny, "image_too_small"),
         ("fully transparent", transparent, "no_foreground"),
@@ -149,19 +188,38 @@ fn bad_inputs_get_their_own_typed_errors_quickly() {
     for (name, bytes, code) in cases.iter().filter(|c| !c.2.is_empty()) {
         let start = Instant::now();
         let report = pipeline
-            .run_batch(&[BatchItem { bytes, options: &opts }], &mut NoProgress)
+            .run_batch(
+                &[BatchItem {
+                    bytes,
+                    options: &opts,
+                }],
+                &mut NoProgress,
+            )
             .pop()
             .expect("one report");
         let elapsed = start.elapsed();
         let err = report.result.expect_err(name);
         assert_eq!(err.code(), *code, "{name}: {err}");
         assert!(elapsed < Duration::from_secs(1), "{name} took {elapsed:?}");
-        let expected_stage = if *code == "no_foreground" { Stage::ImagePreprocessing } else { Stage::ImageLoading };
+        let expected_stage = if *code == "no_foreground" {
+            Stage::ImagePreprocessing
+        } else {
+            Stage::ImageLoading
+        };
         assert_eq!(err.stage(), expected_stage, "{name}");
-        assert!(err.to_string().starts_with(expected_stage.as_str()), "{name}: {err}");
+        assert!(
+            err.to_string().starts_with(expected_stage.as_str()),
+            "{name}: {err}"
+        );
     }
     // All of them in one batch: the good image still succeeds.
-    let items: Vec<BatchItem<'_>> = cases.iter().map(|(_, b, _)| BatchItem { bytes: b, options: &opts }).collect();
+    let items: Vec<BatchItem<'_>> = cases
+        .iter()
+        .map(|(_, b, _)| BatchItem {
+            bytes: b,
+            options: &opts,
+        })
+        .collect();
     let reports = pipeline.run_batch(&items, &mut NoProgress);
     for ((name, _, code), report) in cases.iter().zip(&reports) {
         match &report.result {
@@ -174,16 +232,40 @@ fn bad_inputs_get_their_own_typed_errors_quickly() {
 
 #[test]
 fn header_limits_are_checked_before_decoding() {
-    let err = load_image(&oversized_header_png(9000, 100), &ImageLimits::default()).expect_err("too wide");
-    assert!(matches!(err, LoadError::DimensionsTooLarge { width: 9000, .. }), "{err}");
+    let err = load_image(&oversized_header_png(9000, 100), &ImageLimits::default())
+        .expect_err("too wide");
+    assert!(
+        matches!(err, LoadError::DimensionsTooLarge { width: 9000, .. }),
+        "{err}"
+    );
     let err = load_image(&bomb(), &ImageLimits::default()).expect_err("bomb");
-    assert_eq!(err, LoadError::TooManyPixels { pixels: 49_000_000, max_pixels: 40_000_000 });
-    let small_limits = ImageLimits { max_bytes: 10, ..ImageLimits::default() };
+    assert_eq!(
+        err,
+        LoadError::TooManyPixels {
+            pixels: 49_000_000,
+            max_pixels: 40_000_000
+        }
+    );
+    let small_limits = ImageLimits {
+        max_bytes: 10,
+        ..ImageLimits::default()
+    };
     let err = load_image(&read("../samples/star.png"), &small_limits).expect_err("bytes");
-    assert!(matches!(err, LoadError::TooManyBytes { limit: 10, .. }), "{err}");
+    assert!(
+        matches!(err, LoadError::TooManyBytes { limit: 10, .. }),
+        "{err}"
+    );
     // Configured limits are honoured, not just the defaults.
-    let strict = ImageLimits { max_width: 100, ..ImageLimits::default() };
+    let strict = ImageLimits {
+        max_width: 100,
+        ..ImageLimits::default()
+    };
     let err = load_image(&read("../samples/star.png"), &strict).expect_err("strict");
-    assert!(matches!(err, LoadError::DimensionsTooLarge { max_width: 100, .. }), "{err}");
-    let _ = PipelineError::from(PreprocessError::NoForeground { reason: String::new() });
+    assert!(
+        matches!(err, LoadError::DimensionsTooLarge { max_width: 100, .. }),
+        "{err}"
+    );
+    let _ = PipelineError::from(PreprocessError::NoForeground {
+        reason: String::new(),
+    });
 }

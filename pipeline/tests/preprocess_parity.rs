@@ -24,8 +24,11 @@ fn decode(name: &str) -> Vec<u8> {
 }
 
 fn check(name: &str) {
-    let input = load_image(&fixture(&format!("{name}.input.png")), &ImageLimits::default())
-        .expect("input loads");
+    let input = load_image(
+        &fixture(&format!("{name}.input.png")),
+        &ImageLimits::default(),
+    )
+    .expect("input loads");
     let out = preprocess(&input, &PreprocessOptions::default()).expect("preprocesses");
     let expected = decode(&format!("{name}.expected.png"));
     let mask = decode(&format!("{name}.mask.png"));
@@ -42,7 +45,10 @@ fn check(name: &str) {
     let max = diffs.iter().copied().max().unwrap_or(0);
     let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
     let within1 = diffs.iter().filter(|&&d| d <= 1).count() as f64 / diffs.len() as f64;
-    eprintln!("{name}: max {max}, mean {mean:.4}, within 1 level {:.4}%", within1 * 100.0);
+    eprintln!(
+        "{name}: max {max}, mean {mean:.4}, within 1 level {:.4}%",
+        within1 * 100.0
+    );
     assert!(max <= 1, "{name}: max difference {max}");
     assert!(mean < 0.1, "{name}: mean difference {mean}");
     assert!(within1 >= 0.999, "{name}: only {within1} within one level");

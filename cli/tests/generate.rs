@@ -1,0 +1,251 @@
+//! `orfeas generate` end to end on the bundled samples and on synthetic images, with every mesh
+//! checked by the external validators: Khronos glTF-Validator for GLB, trimesh for OBJ/STL/PLY
+//! (closed, consistently wound, positive volume).
+//!
+//! The validators are installed by `scripts/test.sh`, which sets `ORFEAS_NODE_MODULES` (the
+//! gltf-validator install), `ORFEAS_PYTHON` (a Python with trimesh) and
+//! `ORFEAS_REQUIRE_VALIDATORS=1`. Run bare (`cargo test`), the validator step is reported as
+//! skipped instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use orfeas::generate::{EngineKind, GenerateArgs, run};
+use orfeas_pipeline::MeshFormat;
+use orfeas_pipeline::image::BackgroundMode;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("generate")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn args(images: Vec<PathBuf>, out: PathBuf) -> GenerateArgs {
+    GenerateArgs {
+        images,
+        out,
+        format: MeshFormat::ALL.to_vec(),
+        resolution: 128,
+        faces: None,
+        engine: EngineKind::Inflate,
+        background: BackgroundMode::Auto,
+        inflation: 1.0,
+        no_texture: false,
+        quiet: true,
+    }
+}
+
+fn samples() -> Vec<PathBuf> {
+    ["apple.jpg", "star.png", "vase.png"]
+        .iter()
+        .map(|n| repo().join("samples").join(n))
+        .collect()
+}
+
+/// Runs the external validators over the files; panics on any failure.
+fn validate(files: &[PathBuf]) {
+    let node = std::env::var("ORFEAS_NODE_MODULES").ok();
+    let python = std::env::var("ORFEAS_PYTHON").ok();
+    let required = std::env::var("ORFEAS_REQUIRE_VALIDATORS").is_ok_and(|v| v == "1");
+    let (Some(node), Some(python)) = (node, python) else {
+        assert!(
+            !required,
+            "validators required but ORFEAS_NODE_MODULES / ORFEAS_PYTHON unset"
+        );
+        eprintln!("validators skipped: run scripts/test.sh to install them");
+        return;
+    };
+    let ext = |f: &Path| {
+        f.extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let glbs: Vec<&PathBuf> = files.iter().filter(|f| ext(f) == "glb").collect();
+    let others: Vec<&PathBuf> = files.iter().filter(|f| ext(f) != "glb").collect();
+    if !glbs.is_empty() {
+        let out = Command::new("node")
+            .arg(repo().join("tools/validate/validate-gltf.mjs"))
+            .args(&glbs)
+            .env("ORFEAS_NODE_MODULES", &node)
+            .output()
+            .expect("node runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "glTF-Validator: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text.lines().count(), glbs.len(), "{text}");
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+            assert_eq!(v["errors"], 0, "{line}");
+        }
+    }
+    if !others.is_empty() {
+        let out = Command::new(&python)
+            .arg(repo().join("tools/validate/check_meshes.py"))
+            .args(&others)
+            .output()
+            .expect("python runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "trimesh: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text.lines().count(), others.len(), "{text}");
+    }
+}
+
+#[test]
+fn samples_in_every_format_pass_the_validators() {
+    let out = out_dir("samples");
+    let summary = run(&args(samples(), out.clone())).expect("generate runs");
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert_eq!(summary.written.len(), 12);
+    for r in &summary.reports {
+        assert_eq!(r.batch_size, 3, "the three images ran as one engine batch");
+        let stats = r.result.as_ref().expect("ok").stats;
+        assert!(stats.volume > 0.0 && stats.faces > 1000);
+    }
+    assert!(
+        summary.table.contains("Slowest stage: "),
+        "{}",
+        summary.table
+    );
+    for stage in [
+        "image_loading",
+        "image_preprocessing",
+        "shape_generation",
+        "texture_synthesis",
+        "mesh_export",
+    ] {
+        assert!(
+            summary.table.contains(stage),
+            "{stage} missing from the table"
+        );
+    }
+    validate(&summary.written);
+}
+
+#[test]
+fn reduced_untextured_and_high_resolution_meshes_pass_the_validators() {
+    let out = out_dir("variants");
+    let mut a = args(samples(), out.join("reduced"));
+    a.faces = Some(3000);
+    let reduced = run(&a).expect("reduced");
+    for r in &reduced.reports {
+        let faces = r.result.as_ref().expect("ok").stats.faces;
+        assert!(faces <= 4500, "{faces} faces for a 3000 budget");
+    }
+    let mut b = args(vec![repo().join("samples/star.png")], out.join("plain"));
+    b.no_texture = true;
+    b.resolution = 320;
+    b.format = vec![MeshFormat::Glb, MeshFormat::Stl];
+    let plain = run(&b).expect("plain");
+    let mut files = reduced.written;
+    files.extend(plain.written);
+    validate(&files);
+}
+
+/// Reads COLOR_0 (linear RGB floats) and POSITION of a GLB we wrote.
+fn glb_colours(bytes: &[u8]) -> Vec<([f32; 3], [f32; 3])> {
+    let u32_at = |o: usize| {
+        u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
+    };
+    assert_eq!(&bytes[0..4], b"glTF");
+    let json_len = u32_at(12);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&bytes[20..20 + json_len]).expect("json chunk");
+    let bin = &bytes[20 + json_len + 8..];
+    let prim = &doc["meshes"][0]["primitives"][0]["attributes"];
+    let read = |accessor: usize| -> Vec<[f32; 3]> {
+        let acc = &doc["accessors"][accessor];
+        let view = &doc["bufferViews"][acc["bufferView"].as_u64().expect("view") as usize];
+        let off = view["byteOffset"].as_u64().unwrap_or(0) as usize;
+        let n = acc["count"].as_u64().expect("count") as usize;
+        (0..n)
+            .map(|i| {
+                let f = |k: usize| {
+                    let o = off + (i * 3 + k) * 4;
+                    f32::from_le_bytes([bin[o], bin[o + 1], bin[o + 2], bin[o + 3]])
+                };
+                [f(0), f(1), f(2)]
+            })
+            .collect()
+    };
+    let pos = read(prim["POSITION"].as_u64().expect("position") as usize);
+    let col = read(prim["COLOR_0"].as_u64().expect("colour") as usize);
+    pos.into_iter().zip(col).collect()
+}
+
+#[test]
+fn glb_shows_the_input_colours_front_and_back() {
+    // A disk, left half red and right half blue, on a transparent background.
+    let dir = out_dir("colours");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let img = image::RgbaImage::from_fn(256, 256, |x, y| {
+        let (dx, dy) = (x as f32 - 128.0, y as f32 - 128.0);
+        if dx * dx + dy * dy > 100.0 * 100.0 {
+            image::Rgba([0, 0, 0, 0])
+        } else if x < 128 {
+            image::Rgba([230, 20, 20, 255])
+        } else {
+            image::Rgba([20, 20, 230, 255])
+        }
+    });
+    let input = dir.join("halves.png");
+    img.save(&input).expect("save");
+    let mut a = args(vec![input], dir.join("out"));
+    a.format = vec![MeshFormat::Glb];
+    let summary = run(&a).expect("generate");
+    let bytes = std::fs::read(&summary.written[0]).expect("glb");
+    let verts = glb_colours(&bytes);
+    let (mut red_ok, mut blue_ok, mut total) = (0, 0, 0);
+    for (p, c) in &verts {
+        if p[0] < -0.2 {
+            total += 1;
+            red_ok += usize::from(c[0] > 0.6 && c[2] < 0.05);
+        } else if p[0] > 0.2 {
+            total += 1;
+            blue_ok += usize::from(c[2] > 0.6 && c[0] < 0.05);
+        }
+    }
+    assert!(total > 1000);
+    assert_eq!(
+        red_ok + blue_ok,
+        total,
+        "every vertex away from the seam shows its half's colour"
+    );
+    // Front (z > 0) and back (z < 0) both coloured.
+    assert!(verts.iter().any(|(p, c)| p[2] < -0.3 && c[0] > 0.6));
+    assert!(verts.iter().any(|(p, c)| p[2] > 0.3 && c[2] > 0.6));
+    validate(&summary.written);
+}
+
+#[test]
+fn a_bad_image_fails_alone_with_its_code() {
+    let dir = out_dir("bad");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("notes.png");
+    std::fs::write(&bad, b"not really a png").expect("write");
+    let summary = run(&args(
+        vec![bad, repo().join("samples/vase.png")],
+        dir.join("out"),
+    ))
+    .expect("runs");
+    assert_eq!(summary.failures.len(), 1);
+    assert!(
+        summary.failures[0].1.contains("[unsupported_format]"),
+        "{:?}",
+        summary.failures
+    );
+    assert_eq!(summary.written.len(), 4);
+}
