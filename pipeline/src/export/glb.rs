@@ -30,7 +30,7 @@ pub(super) fn write(mesh: &Mesh) -> Result<Vec<u8>, ExportError> {
         let offset = bin.len();
         let len = data.len();
         bin.extend(data);
-        while bin.len() % 4 != 0 {
+        while !bin.len().is_multiple_of(4) {
             bin.push(0);
         }
         views.push(json!({"buffer": 0, "byteOffset": offset, "byteLength": len, "target": target}));
@@ -94,7 +94,7 @@ pub(super) fn write(mesh: &Mesh) -> Result<Vec<u8>, ExportError> {
         format: "glb",
         detail: e.to_string(),
     })?;
-    while json_bytes.len() % 4 != 0 {
+    while !json_bytes.len().is_multiple_of(4) {
         json_bytes.push(b' ');
     }
     let total = 12 + 8 + json_bytes.len() + 8 + bin.len();

@@ -139,7 +139,7 @@ mod tests {
         let feature: Vec<bool> = (0..w * h)
             .map(|_| {
                 state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                (state >> 16) % 11 == 0
+                (state >> 16).is_multiple_of(11)
             })
             .collect();
         let field = distance_transform(&feature, w, h);

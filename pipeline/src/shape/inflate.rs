@@ -80,7 +80,7 @@ fn occupancy_volume(
     let s = image.size;
     let sd = signed_distance(image);
     let r_max = sd.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !(r_max > 0.0) {
+    if r_max.is_nan() || r_max <= 0.0 {
         return Err(ShapeError::EmptySurface {
             reason: "the mask has no interior".into(),
         });
