@@ -43,4 +43,9 @@ step "cargo clippy (release profile, all targets, warnings are errors)"
 cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "cargo test (release profile: one build serves the binary, the tests and the benchmarks)"
-cargo test --release --workspace
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --release --workspace 2>&1 | tee "$log"
+# One closing line over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

@@ -72,7 +72,9 @@ fn signed_distance(image: &PreprocessedImage) -> Vec<f32> {
         .collect()
 }
 
-fn occupancy_volume(
+/// The occupancy volume the engine meshes: `(res + 1)³` samples over [-1.01, 1.01]³, positive
+/// inside (exposed for benchmarks and tests).
+pub fn occupancy_volume(
     image: &PreprocessedImage,
     res: usize,
     kappa: f32,

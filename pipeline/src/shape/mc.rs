@@ -56,14 +56,12 @@ const fn corner_offset(c: usize) -> [usize; 3] {
     [c & 1, (c >> 1) & 1, (c >> 2) & 1]
 }
 
-/// Edge `e = axis * 4 + n`: from the n-th corner (ascending) without bit `axis` along `axis`.
+/// Edge `e = axis * 4 + n` runs along `axis` from the n-th corner (ascending) without bit `axis`.
+const EDGE_BASE: [usize; 12] = [0, 2, 4, 6, 0, 1, 4, 5, 0, 1, 2, 3];
+
 fn edge_corners(e: usize) -> (usize, usize) {
-    let axis = e / 4;
-    let base = (0..8)
-        .filter(|c| c & (1 << axis) == 0)
-        .nth(e % 4)
-        .unwrap_or(0);
-    (base, base | (1 << axis))
+    let base = EDGE_BASE[e];
+    (base, base | (1 << (e / 4)))
 }
 
 fn edge_between(a: usize, b: usize) -> usize {
@@ -165,6 +163,27 @@ fn build_table() -> CaseTable {
 /// welded by position).
 const EDGE_EPS: f32 = 1e-4;
 
+/// A cached edge vertex, valid only while `stamp` names the plane (or layer) being processed,
+/// so the caches never need clearing.
+#[derive(Clone, Copy)]
+struct Slot {
+    id: u32,
+    stamp: u32,
+}
+
+const EMPTY: Slot = Slot {
+    id: u32::MAX,
+    stamp: u32::MAX,
+};
+
+/// Edge-vertex caches: axis-1 and axis-2 edges of two planes (by plane parity), and the axis-0
+/// edges of the current layer.
+struct Caches {
+    e0: Vec<Slot>,
+    e1: [Vec<Slot>; 2],
+    e2: [Vec<Slot>; 2],
+}
+
 /// Extracts the `level` iso-surface. Positions are in grid-index units.
 pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
     let [n0, n1, n2] = vol.dims;
@@ -174,60 +193,65 @@ pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
     }
     let table = &*TABLE;
     let plane = n1 * n2;
-    // Per-sample class: bit 0 inside, bit 1 NaN.
-    let classify = |i: usize, out: &mut Vec<u8>| {
-        out.clear();
-        out.extend(
-            vol.data[i * plane..(i + 1) * plane]
-                .iter()
-                .map(|&v| if v.is_nan() { 2 } else { u8::from(v > level) }),
-        );
+    // Inside bit of every sample of a plane, and whether the plane holds any NaN.
+    let classify = |i: usize, out: &mut [u8]| -> bool {
+        let src = &vol.data[i * plane..(i + 1) * plane];
+        for (o, &v) in out.iter_mut().zip(src) {
+            *o = u8::from(v > level);
+        }
+        src.iter().any(|v| v.is_nan())
     };
-    let mut cls_lo = Vec::with_capacity(plane);
-    let mut cls_hi = Vec::with_capacity(plane);
-    classify(0, &mut cls_lo);
-    // Vertex caches: axis-1 and axis-2 edges of the lower and upper planes, axis-0 edges between.
-    const NONE: u32 = u32::MAX;
-    let mut e1_lo = vec![NONE; plane];
-    let mut e2_lo = vec![NONE; plane];
-    let mut e1_hi = vec![NONE; plane];
-    let mut e2_hi = vec![NONE; plane];
-    let mut e0 = vec![NONE; plane];
+    let mut in_lo = vec![0u8; plane];
+    let mut in_hi = vec![0u8; plane];
+    let mut nan_lo = classify(0, &mut in_lo);
+    // Bits 0 and 1 of `pair`: inside at (i, j, k) and at (i + 1, j, k).
+    let mut pair = vec![0u8; plane];
+    let mut caches = Caches {
+        e0: vec![EMPTY; plane],
+        e1: [vec![EMPTY; plane], vec![EMPTY; plane]],
+        e2: [vec![EMPTY; plane], vec![EMPTY; plane]],
+    };
 
     for i in 0..n0 - 1 {
-        classify(i + 1, &mut cls_hi);
+        let nan_hi = classify(i + 1, &mut in_hi);
+        let any_nan = nan_lo || nan_hi;
+        for ((p, &a), &b) in pair.iter_mut().zip(&in_lo).zip(&in_hi) {
+            *p = a | (b << 1);
+        }
         let lo = &vol.data[i * plane..(i + 1) * plane];
         let hi = &vol.data[(i + 1) * plane..(i + 2) * plane];
         for j in 0..n1 - 1 {
+            let r0 = &pair[j * n2..(j + 1) * n2];
+            let r1 = &pair[(j + 1) * n2..(j + 2) * n2];
+            // Corner bits: 0 (i,j,k) 1 (i+1,j,k) 2 (i,j+1,k) 3 (i+1,j+1,k), then +4 for k+1.
+            let mut prev = r0[0] | (r1[0] << 2);
             for k in 0..n2 - 1 {
-                let a = j * n2 + k;
-                let (b, c, d) = (a + n2, a + 1, a + n2 + 1);
-                let corners = [
-                    cls_lo[a], cls_hi[a], cls_lo[b], cls_hi[b], cls_lo[c], cls_hi[c], cls_lo[d],
-                    cls_hi[d],
-                ];
-                let mut case = 0usize;
-                let mut nan = 0u8;
-                for (bit, &cl) in corners.iter().enumerate() {
-                    case |= usize::from(cl & 1) << bit;
-                    nan |= cl & 2;
-                }
-                if case == 0 || case == 255 || nan != 0 {
+                let next = r0[k + 1] | (r1[k + 1] << 2);
+                let case = usize::from(prev | (next << 4));
+                prev = next;
+                if case == 0 || case == 255 {
                     continue;
                 }
-                let mut vid = [NONE; 12];
+                if any_nan {
+                    let a = j * n2 + k;
+                    let corners = [a, a + 1, a + n2, a + n2 + 1];
+                    if corners.iter().any(|&c| lo[c].is_nan() || hi[c].is_nan()) {
+                        continue;
+                    }
+                }
+                let mut vid = [u32::MAX; 12];
                 for tri in &table.triangles[case] {
                     let mut t = [0u32; 3];
                     for (slot, &e) in t.iter_mut().zip(tri) {
                         let e = e as usize;
-                        if vid[e] == NONE {
+                        if vid[e] == u32::MAX {
                             vid[e] = edge_vertex(
                                 e,
                                 [i, j, k],
-                                [n1, n2],
+                                n2,
                                 [lo, hi],
                                 level,
-                                [&mut e0, &mut e1_lo, &mut e2_lo, &mut e1_hi, &mut e2_hi],
+                                &mut caches,
                                 &mut mesh.positions,
                             );
                         }
@@ -237,12 +261,8 @@ pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
                 }
             }
         }
-        std::mem::swap(&mut cls_lo, &mut cls_hi);
-        std::mem::swap(&mut e1_lo, &mut e1_hi);
-        std::mem::swap(&mut e2_lo, &mut e2_hi);
-        e1_hi.fill(NONE);
-        e2_hi.fill(NONE);
-        e0.fill(NONE);
+        std::mem::swap(&mut in_lo, &mut in_hi);
+        nan_lo = nan_hi;
     }
     mesh
 }
@@ -251,47 +271,55 @@ pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
 fn edge_vertex(
     e: usize,
     [i, j, k]: [usize; 3],
-    [n1, n2]: [usize; 2],
+    n2: usize,
     [lo, hi]: [&[f32]; 2],
     level: f32,
-    [e0, e1_lo, e2_lo, e1_hi, e2_hi]: [&mut Vec<u32>; 5],
+    caches: &mut Caches,
     positions: &mut Vec<[f32; 3]>,
 ) -> u32 {
     let axis = e / 4;
     let (ca, _) = edge_corners(e);
     let off = corner_offset(ca);
-    let (pj, pk) = (j + off[1], k + off[2]);
+    let (pi, pj, pk) = (i + off[0], j + off[1], k + off[2]);
     let idx = pj * n2 + pk;
     let upper = off[0] == 1;
-    let cache = match (axis, upper) {
-        (0, _) => e0,
-        (1, false) => e1_lo,
-        (1, true) => e1_hi,
-        (2, false) => e2_lo,
-        _ => e2_hi,
+    let (slot, stamp) = match axis {
+        0 => (&mut caches.e0[idx], i as u32),
+        1 => (&mut caches.e1[pi & 1][idx], pi as u32),
+        _ => (&mut caches.e2[pi & 1][idx], pi as u32),
     };
-    if cache[idx] != u32::MAX {
-        return cache[idx];
+    if slot.stamp == stamp {
+        return slot.id;
     }
-    let v0 = if upper { hi[idx] } else { lo[idx] };
+    let plane = if upper { hi } else { lo };
+    let v0 = plane[idx];
     let v1 = match axis {
         0 => hi[idx],
-        1 => (if upper { hi } else { lo })[idx + n2],
-        _ => (if upper { hi } else { lo })[idx + 1],
+        1 => plane[idx + n2],
+        _ => plane[idx + 1],
     };
     let t = ((level - v0) / (v1 - v0)).clamp(EDGE_EPS, 1.0 - EDGE_EPS);
-    let mut p = [(i + off[0]) as f32, pj as f32, pk as f32];
+    let mut p = [pi as f32, pj as f32, pk as f32];
     p[axis] += t;
-    debug_assert!(pj < n1);
     let id = positions.len() as u32;
     positions.push(p);
-    cache[idx] = id;
+    *slot = Slot { id, stamp };
     id
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edge_table_is_consistent() {
+        for e in 0..12 {
+            let (a, b) = edge_corners(e);
+            assert_eq!(a & (1 << (e / 4)), 0);
+            assert_eq!(b, a | (1 << (e / 4)));
+            assert_eq!(edge_between(a, b), e);
+        }
+    }
 
     #[test]
     fn every_case_closes_its_loops() {
