@@ -1,0 +1,77 @@
+//! Every stage runs in a span named exactly after it; the engine's sub-steps are its children.
+
+use std::sync::{Arc, Mutex};
+
+use orfeas_pipeline::image::ImageLimits;
+use orfeas_pipeline::shape::InflateEngine;
+use orfeas_pipeline::{BatchItem, JobOptions, NoProgress, Pipeline, Stage};
+use tracing::span::{Attributes, Id};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Records (span name, parent span name) for every span opened.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<(String, Option<String>)>>>);
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let parent = ctx
+            .span(id)
+            .and_then(|s| s.parent())
+            .map(|p| p.name().to_owned());
+        if let Ok(mut v) = self.0.lock() {
+            v.push((attrs.metadata().name().to_owned(), parent));
+        }
+    }
+}
+
+#[test]
+fn stages_and_sub_steps_have_their_spans() {
+    let recorder = Recorder::default();
+    let subscriber = tracing_subscriber::registry().with(recorder.clone());
+    let bytes =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/star.png")).expect("sample");
+    let opts = JobOptions::default();
+    let pipeline = Pipeline::new(Box::new(InflateEngine), ImageLimits::default());
+    let reports = tracing::subscriber::with_default(subscriber, || {
+        let items = [
+            BatchItem {
+                bytes: &bytes,
+                options: &opts,
+            },
+            BatchItem {
+                bytes: &bytes,
+                options: &opts,
+            },
+        ];
+        pipeline.run_batch(&items, &mut NoProgress)
+    });
+    assert!(reports.iter().all(|r| r.result.is_ok()));
+    let spans = recorder.0.lock().expect("lock").clone();
+    let count = |name: &str| spans.iter().filter(|(n, _)| n == name).count();
+    for stage in Stage::ALL {
+        let expected = if stage == Stage::ShapeGeneration {
+            1
+        } else {
+            2
+        };
+        assert_eq!(count(stage.as_str()), expected, "{stage}: {spans:?}");
+        for r in &reports {
+            assert!(r.timings.get(stage).is_some(), "{stage} timed");
+        }
+    }
+    for sub in ["volume_decoding", "surface_extraction"] {
+        let parents: Vec<_> = spans
+            .iter()
+            .filter(|(n, _)| n == sub)
+            .map(|(_, p)| p.clone())
+            .collect();
+        assert_eq!(parents.len(), 2, "{sub} once per image");
+        assert!(
+            parents
+                .iter()
+                .all(|p| p.as_deref() == Some("shape_generation")),
+            "{sub}: {parents:?}"
+        );
+    }
+}
