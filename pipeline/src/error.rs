@@ -81,6 +81,9 @@ pub enum PipelineError {
     Shape(#[from] ShapeError),
     #[error("mesh_export: {0}")]
     Export(#[from] ExportError),
+    /// The caller canceled the item; it stopped before `stage` started.
+    #[error("{stage}: canceled before the stage started")]
+    Canceled { stage: Stage },
 }
 
 impl PipelineError {
@@ -90,6 +93,7 @@ impl PipelineError {
             PipelineError::Preprocessing(_) => Stage::ImagePreprocessing,
             PipelineError::Shape(_) => Stage::ShapeGeneration,
             PipelineError::Export(_) => Stage::MeshExport,
+            PipelineError::Canceled { stage } => *stage,
         }
     }
 
@@ -117,6 +121,7 @@ impl PipelineError {
                 ExportError::EmptyMesh => "empty_mesh",
                 ExportError::TooLarge { .. } => "mesh_too_large",
             },
+            PipelineError::Canceled { .. } => "canceled",
         }
     }
 

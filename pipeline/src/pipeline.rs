@@ -72,10 +72,15 @@ pub struct ItemReport {
     pub result: Result<ItemOutput, PipelineError>,
 }
 
-/// Receives stage start/finish events (progress bars, live progress, metrics).
+/// Receives stage start/finish events (progress bars, live progress, metrics) and may cancel
+/// items: an item whose [`ProgressObserver::is_canceled`] is true stops at the next stage
+/// boundary with [`PipelineError::Canceled`].
 pub trait ProgressObserver {
     fn stage_started(&mut self, item: usize, stage: Stage);
     fn stage_finished(&mut self, item: usize, stage: Stage, elapsed: Duration, ok: bool);
+    fn is_canceled(&mut self, _item: usize) -> bool {
+        false
+    }
 }
 
 /// Observer that ignores every event.
@@ -102,6 +107,9 @@ fn timed<T>(
     timings: &mut [StageTimings],
     f: impl FnOnce() -> Result<T, PipelineError>,
 ) -> Result<T, PipelineError> {
+    if progress.is_canceled(idx) {
+        return Err(PipelineError::Canceled { stage });
+    }
     progress.stage_started(idx, stage);
     let span = stage.span();
     let start = Instant::now();
@@ -151,7 +159,17 @@ impl Pipeline {
             })
             .collect();
 
-        // shape_generation: one engine call for every image still alive.
+        // shape_generation: one engine call for every image still alive and wanted.
+        let prepared: Vec<Result<PreprocessedImage, PipelineError>> = prepared
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                Ok(_) if progress.is_canceled(i) => Err(PipelineError::Canceled {
+                    stage: Stage::ShapeGeneration,
+                }),
+                other => other,
+            })
+            .collect();
         let live: Vec<usize> = (0..items.len()).filter(|&i| prepared[i].is_ok()).collect();
         let batch_size = live.len();
         let mut shapes: Vec<Option<Result<GeneratedShape, ShapeError>>> = vec![None; items.len()];

@@ -1,4 +1,6 @@
 //! Every stage runs in a span named exactly after it; the engine's sub-steps are its children.
+//! (The only test in this binary: tracing caches callsite interest process-wide, so a parallel
+//! test without the recording subscriber could hide spans from it.)
 
 use std::sync::{Arc, Mutex};
 
@@ -9,9 +11,12 @@ use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Records (span name, parent span name) for every span opened.
+/// (span name, parent span name).
+type SpanRecord = (String, Option<String>);
+
+/// Records every span opened.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(String, Option<String>)>>>);
+struct Recorder(Arc<Mutex<Vec<SpanRecord>>>);
 
 impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {

@@ -1,0 +1,59 @@
+//! Cancellation: an item stops at the next stage boundary, the rest of the batch goes on.
+
+use orfeas_pipeline::image::ImageLimits;
+use orfeas_pipeline::shape::InflateEngine;
+use orfeas_pipeline::{BatchItem, JobOptions, Pipeline, Stage};
+
+/// Cancels one item once it has finished a given stage.
+struct CancelAfter {
+    item: usize,
+    after: Stage,
+    done: bool,
+}
+
+impl orfeas_pipeline::ProgressObserver for CancelAfter {
+    fn stage_started(&mut self, _: usize, _: Stage) {}
+    fn stage_finished(&mut self, item: usize, stage: Stage, _: std::time::Duration, _: bool) {
+        if item == self.item && stage == self.after {
+            self.done = true;
+        }
+    }
+    fn is_canceled(&mut self, item: usize) -> bool {
+        item == self.item && self.done
+    }
+}
+
+#[test]
+fn a_canceled_item_stops_at_the_next_stage_boundary() {
+    let bytes =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/star.png")).expect("sample");
+    let opts = JobOptions::default();
+    let pipeline = Pipeline::new(Box::new(InflateEngine), ImageLimits::default());
+    let items = [
+        BatchItem {
+            bytes: &bytes,
+            options: &opts,
+        },
+        BatchItem {
+            bytes: &bytes,
+            options: &opts,
+        },
+    ];
+    for (after, next) in [
+        (Stage::ImageLoading, Stage::ImagePreprocessing),
+        (Stage::ImagePreprocessing, Stage::ShapeGeneration),
+        (Stage::ShapeGeneration, Stage::TextureSynthesis),
+    ] {
+        let mut observer = CancelAfter {
+            item: 1,
+            after,
+            done: false,
+        };
+        let reports = pipeline.run_batch(&items, &mut observer);
+        assert!(reports[0].result.is_ok(), "the other item goes on");
+        let err = reports[1].result.as_ref().expect_err("canceled");
+        assert_eq!(err.code(), "canceled");
+        assert_eq!(err.stage(), next, "{err}");
+        assert!(reports[1].timings.get(next).is_none(), "{next} never ran");
+    }
+}
