@@ -3,3 +3,4 @@
 
 pub mod generate;
 pub mod report;
+pub mod serve;

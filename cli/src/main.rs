@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use orfeas::generate::{self, GenerateArgs};
+use orfeas::serve::{self, ConfigArgs};
 use tracing_subscriber::EnvFilter;
 
 /// ORFEAS: images to 3D meshes.
@@ -16,7 +17,31 @@ struct Cli {
 enum Command {
     /// Turn images into meshes on this machine (no services, no model weights).
     Generate(GenerateArgs),
+    /// Serve the job API.
+    Api(ConfigArgs),
+    /// Consume jobs from RabbitMQ and run them through the pipeline.
+    Worker(ConfigArgs),
+    /// Create the database if needed and apply the migrations.
+    Migrate(ConfigArgs),
 }
+
+fn run_service(args: &ConfigArgs, what: fn(orfeas_shared::Config) -> ServiceFuture) -> ExitCode {
+    let result = args.load().and_then(|config| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(what(config))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type ServiceFuture = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -27,6 +52,11 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Api(args) => run_service(&args, |c| Box::pin(serve::api(c))),
+        Command::Worker(args) => run_service(&args, |c| Box::pin(serve::worker(c))),
+        Command::Migrate(args) => {
+            run_service(&args, |c| Box::pin(async move { serve::migrate(&c).await }))
+        }
         Command::Generate(args) => match generate::run(&args) {
             Ok(summary) => {
                 let mut text = String::new();

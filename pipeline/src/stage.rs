@@ -6,7 +6,10 @@ use std::time::Duration;
 
 /// One of the five pipeline stages. The string form is the name used in spans, metrics,
 /// database rows and API fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Stage {
     ImageLoading,
     ImagePreprocessing,

@@ -11,7 +11,10 @@ use std::str::FromStr;
 use crate::error::ExportError;
 use crate::mesh::Mesh;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum MeshFormat {
     Glb,
     Obj,

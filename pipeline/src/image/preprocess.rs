@@ -15,7 +15,8 @@ use super::segment::{SegmentParams, segment_foreground};
 use crate::error::PreprocessError;
 
 /// When to segment the foreground instead of trusting the alpha channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackgroundMode {
     /// Use the alpha channel when it carries real transparency, else segment.
     #[default]

@@ -1,0 +1,131 @@
+//! ORFEAS job API: `orfeas api`. Routes, request parsing, one error → response mapping, the
+//! outbox relay and the OpenAPI document. It never touches the pipeline.
+
+pub mod error;
+pub mod jobs;
+pub mod ops;
+pub mod state;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use orfeas_shared::db::Db;
+use orfeas_shared::domain::JobMessage;
+use orfeas_shared::queue::{Publisher, Topology};
+use orfeas_shared::{Config, heartbeat, storage};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] orfeas_shared::db::DbError),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.config.api.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024);
+    Router::new()
+        .route(
+            "/api/jobs",
+            post(jobs::submit)
+                .layer(DefaultBodyLimit::max(body_limit))
+                .get(jobs::list_jobs),
+        )
+        .route("/api/jobs/{id}", get(jobs::get_job))
+        .route("/api/jobs/{id}/outputs/{format}", get(jobs::get_output))
+        .route("/api/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/workers", get(ops::workers))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Builds the state from configuration: checks the schema, opens the pools (lazily, so the API
+/// starts even while RabbitMQ or Redis is down and heals when they return).
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
+    db.check_schema().await?;
+    let store = storage::build(&config.storage)?;
+    let publisher = Arc::new(Publisher::new(
+        &config.amqp.url,
+        Topology::new(&config.amqp.queue),
+    ));
+    let redis = match heartbeat::connect(&config.redis.url).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis unavailable; /api/workers answers 503 until restart");
+            None
+        }
+    };
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        publisher,
+        store,
+        redis,
+    })
+}
+
+/// Republishes queued jobs whose message the queue never confirmed (RabbitMQ was down when
+/// they were accepted). Runs until the process ends.
+pub async fn outbox_relay(state: AppState) {
+    let interval = Duration::from_millis(state.config.api.outbox_interval_ms.max(50));
+    loop {
+        tokio::time::sleep(interval).await;
+        let pending = match state.db.outbox(Duration::from_secs(2), 200).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "outbox: database unavailable");
+                continue;
+            }
+        };
+        for (job_id, priority) in pending {
+            match state
+                .publisher
+                .publish_job(&JobMessage { job_id, priority })
+                .await
+            {
+                Ok(()) => {
+                    if let Err(e) = state.db.mark_enqueued(job_id).await {
+                        tracing::debug!(job = %job_id, error = %e, "outbox: not marked");
+                    } else {
+                        tracing::info!(job = %job_id, "outbox: published");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "outbox: queue still unavailable");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, with the outbox relay alongside.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let relay = tokio::spawn(outbox_relay(state.clone()));
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    relay.abort();
+    Ok(result?)
+}

@@ -1,0 +1,75 @@
+//! `orfeas api`, `orfeas worker`, `orfeas migrate`: thin fronts over the library crates.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use orfeas_shared::Config;
+use orfeas_shared::db::Db;
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file (default: $ORFEAS_CONFIG, else built-in defaults);
+    /// `ORFEAS__SECTION__KEY` environment variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::from_env(self.config.as_deref())?)
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    Db::migrate(&config.database.url).await.with_context(|| {
+        format!(
+            "migrating {}",
+            orfeas_shared::config::redact_url(&config.database.url)
+        )
+    })?;
+    tracing::info!("database is up to date");
+    Ok(())
+}
+
+pub async fn api(config: Config) -> anyhow::Result<()> {
+    let listen = config.api.listen;
+    tracing::info!(?config, "starting API");
+    let state = orfeas_api::build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "API listening");
+    orfeas_api::serve(state, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn worker(config: Config) -> anyhow::Result<()> {
+    tracing::info!(?config, "starting worker");
+    let worker = orfeas_worker::Worker::new(config).await?;
+    worker.run(shutdown_signal()).await;
+    Ok(())
+}

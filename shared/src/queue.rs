@@ -1,0 +1,262 @@
+//! RabbitMQ: the topology (a durable quorum jobs queue, a retry queue that delays messages and
+//! dead-letters them back, and a dead-letter queue), a publisher with confirms, and consumers.
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use tokio::sync::Mutex;
+
+use crate::domain::JobMessage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(#[from] lapin::Error),
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+    #[error("message encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the broker did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Header carrying how many transient failures a job's message has seen.
+pub const RETRIES_HEADER: &str = "x-orfeas-retries";
+/// Headers on dead-lettered messages.
+pub const ERROR_CODE_HEADER: &str = "x-orfeas-error-code";
+pub const ERROR_MESSAGE_HEADER: &str = "x-orfeas-error-message";
+
+/// Queue names derived from the configured jobs queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub jobs: String,
+    pub retry: String,
+    pub dead_letter: String,
+}
+
+impl Topology {
+    pub fn new(jobs: &str) -> Self {
+        Topology {
+            jobs: jobs.to_owned(),
+            retry: format!("{jobs}.retry"),
+            dead_letter: format!("{jobs}.dlq"),
+        }
+    }
+
+    /// Declares the three queues (idempotent).
+    pub async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let mut quorum = FieldTable::default();
+        quorum.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        channel
+            .queue_declare(self.jobs.as_str().into(), durable, quorum.clone())
+            .await?;
+        channel
+            .queue_declare(self.dead_letter.as_str().into(), durable, quorum)
+            .await?;
+        // Classic queue: per-message TTL delays a retry, expiry dead-letters it back to `jobs`.
+        let mut retry = FieldTable::default();
+        retry.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        retry.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(self.jobs.as_str().into()),
+        );
+        channel
+            .queue_declare(self.retry.as_str().into(), durable, retry)
+            .await?;
+        Ok(())
+    }
+
+    /// Messages waiting in the jobs queue (passive declare).
+    pub async fn depth(&self, channel: &Channel) -> Result<u32, QueueError> {
+        let q = channel
+            .queue_declare(
+                self.jobs.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(q.message_count())
+    }
+}
+
+pub async fn connect(url: &str) -> Result<Connection, QueueError> {
+    let props = ConnectionProperties::default()
+        .with_connection_name(format!("orfeas-{}", std::process::id()).into());
+    Ok(Connection::connect(url, props).await?)
+}
+
+/// Builds message properties: persistent, JSON, with headers.
+pub fn properties(priority: u8, headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_priority(priority)
+        .with_headers(headers)
+}
+
+/// Publishes to a queue and waits for the broker's confirm.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    queue: &str,
+    payload: &[u8],
+    props: BasicProperties,
+) -> Result<(), QueueError> {
+    let confirm = channel
+        .basic_publish(
+            ShortString::from(""),
+            queue.into(),
+            BasicPublishOptions::default(),
+            payload,
+            props,
+        )
+        .await?
+        .await?;
+    if confirm.is_ack() {
+        Ok(())
+    } else {
+        Err(QueueError::Nacked)
+    }
+}
+
+/// The API's publisher: one confirm-mode channel, reopened on demand after a broker restart.
+#[derive(Debug)]
+pub struct Publisher {
+    url: String,
+    topology: Topology,
+    state: Mutex<Option<(Connection, Channel)>>,
+    timeout: Duration,
+}
+
+impl Publisher {
+    pub fn new(url: &str, topology: Topology) -> Self {
+        Publisher {
+            url: url.to_owned(),
+            topology,
+            state: Mutex::new(None),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    async fn channel(
+        &self,
+        state: &mut Option<(Connection, Channel)>,
+    ) -> Result<Channel, QueueError> {
+        if let Some((conn, ch)) = state.as_ref()
+            && conn.status().connected()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
+        *state = None;
+        let conn = connect(&self.url).await?;
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&ch).await?;
+        *state = Some((conn, ch.clone()));
+        Ok(ch)
+    }
+
+    /// Publishes a job message persistently and waits for the confirm (bounded by a timeout).
+    pub async fn publish_job(&self, msg: &JobMessage) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(msg)?;
+        let mut state = self.state.lock().await;
+        let attempt = async {
+            let ch = self.channel(&mut state).await?;
+            publish_confirmed(
+                &ch,
+                &self.topology.jobs,
+                &payload,
+                properties(msg.priority, FieldTable::default()),
+            )
+            .await
+        };
+        let result = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(QueueError::Timeout(self.timeout)),
+        };
+        if result.is_err() {
+            *state = None;
+        }
+        result
+    }
+
+    /// Whether the broker answers (used by readiness).
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut state = self.state.lock().await;
+        let r = tokio::time::timeout(self.timeout, self.channel(&mut state)).await;
+        match r {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                *state = None;
+                Err(e)
+            }
+            Err(_) => {
+                *state = None;
+                Err(QueueError::Timeout(self.timeout))
+            }
+        }
+    }
+}
+
+/// Opens a consumer with manual acks and a prefetch bound.
+pub async fn consume(
+    channel: &Channel,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> Result<Consumer, QueueError> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    Ok(channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?)
+}
+
+/// Reads an integer header.
+pub fn header_u32(props: &BasicProperties, name: &str) -> u32 {
+    props
+        .headers()
+        .as_ref()
+        .and_then(|h| {
+            h.inner()
+                .iter()
+                .find(|(k, _)| k.as_str() == name)
+                .map(|(_, v)| v)
+        })
+        .and_then(|v| match v {
+            AMQPValue::LongUInt(n) => Some(*n),
+            AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::ShortUInt(n) => Some(u32::from(*n)),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
