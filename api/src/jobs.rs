@@ -1,5 +1,8 @@
 //! `/api/jobs`: submit, read, list, download outputs, cancel.
 
+// utoipa's `#[utoipa::path]` expansion names parameter types by paths this lint flags.
+#![allow(unused_qualifications)]
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};

@@ -358,7 +358,8 @@ impl Db {
     pub async fn stage_records(&self, id: JobId) -> Result<Vec<StageRecord>, DbError> {
         let rows = sqlx::query(
             "SELECT stage::text AS stage, attempt, worker_id, device, batch_size, started_at, \
-             duration_seconds FROM stage_timings WHERE job_id = $1 ORDER BY attempt, stage",
+             duration_seconds FROM stage_timings WHERE job_id = $1 \
+             ORDER BY attempt, stage_timings.stage",
         )
         .bind(id.0)
         .fetch_all(&self.pool)

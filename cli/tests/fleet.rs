@@ -1,0 +1,426 @@
+//! The fleet end to end on the real services: API → RabbitMQ → worker → object store +
+//! PostgreSQL. Each test has its own database, queues, Redis prefix and bucket.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fleet::{TestEnv, id_of, sample};
+use common::validate;
+use orfeas_shared::queue::ERROR_CODE_HEADER;
+
+const T: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submit_run_and_download_every_format() {
+    let env = TestEnv::new("e2e_formats").await;
+    let api = env.start_api().await;
+    let worker = env.start_worker().await;
+
+    let (status, job) = api
+        .submit(
+            &sample("star.png"),
+            Some(r#"{"formats": ["glb", "obj", "stl", "ply"], "octree_resolution": 128}"#),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["status"], "queued");
+    let id = id_of(&job);
+    let done = api.wait_terminal(&id, T).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"], 100);
+    assert_eq!(done["attempt"], 1);
+    let stages: Vec<&str> = done["timings"]
+        .as_array()
+        .expect("timings")
+        .iter()
+        .map(|t| t["stage"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "image_loading",
+            "image_preprocessing",
+            "shape_generation",
+            "texture_synthesis",
+            "mesh_export"
+        ]
+    );
+
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("fleet-downloads")
+        .join(&env.name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut files = Vec::new();
+    for out in done["outputs"].as_array().expect("outputs") {
+        let resp = api
+            .client
+            .get(api.url(out["url"].as_str().expect("url")))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(resp.status(), 200);
+        let ct = resp.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .to_owned();
+        assert_eq!(ct, out["content_type"].as_str().expect("ct"));
+        let bytes = resp.bytes().await.expect("body");
+        assert!(bytes.len() > 1000);
+        let f = dir.join(format!("mesh.{}", out["format"].as_str().expect("format")));
+        std::fs::write(&f, &bytes).expect("write");
+        files.push(f);
+    }
+    assert_eq!(files.len(), 4);
+    validate(&files);
+
+    // A live worker is listed with its heartbeat.
+    let (_, workers) = api.get("/api/workers").await;
+    assert_eq!(
+        workers["workers"].as_array().map(Vec::len),
+        Some(1),
+        "{workers}"
+    );
+    assert_eq!(workers["workers"][0]["device"], "cpu");
+
+    let (status, err) = api.get(&format!("/api/jobs/{id}/outputs/fbx")).await;
+    assert_eq!(status, 404, "{err}");
+    worker.stop().await;
+    api.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_paginates_and_filters() {
+    let env = TestEnv::new("e2e_list").await;
+    let api = env.start_api().await;
+    let image = sample("vase.png");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (status, job) = api.submit(&image, None, None).await;
+        assert_eq!(status, 202);
+        ids.push(id_of(&job));
+    }
+    let (_, page1) = api.get("/api/jobs?limit=2").await;
+    let cursor = page1["next_cursor"]
+        .as_str()
+        .expect("more pages")
+        .to_owned();
+    let (_, page2) = api.get(&format!("/api/jobs?limit=2&cursor={cursor}")).await;
+    let cursor2 = page2["next_cursor"]
+        .as_str()
+        .expect("more pages")
+        .to_owned();
+    let (_, page3) = api
+        .get(&format!("/api/jobs?limit=2&cursor={cursor2}"))
+        .await;
+    assert!(page3["next_cursor"].is_null());
+    let seen: Vec<String> = [&page1, &page2, &page3]
+        .iter()
+        .flat_map(|p| p["jobs"].as_array().expect("jobs").iter().map(id_of))
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "every job once, newest first");
+
+    let (_, queued) = api.get("/api/jobs?status=queued&limit=100").await;
+    assert_eq!(queued["jobs"].as_array().map(Vec::len), Some(5));
+    let (_, none) = api.get("/api/jobs?status=succeeded").await;
+    assert_eq!(none["jobs"].as_array().map(Vec::len), Some(0));
+    assert_eq!(api.get("/api/jobs?status=done").await.0, 400);
+    assert_eq!(api.get("/api/jobs?cursor=nope").await.0, 400);
+    assert_eq!(api.get("/api/jobs?limit=0").await.0, 400);
+    api.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_queued_and_running_jobs() {
+    let env = TestEnv::new("e2e_cancel").await;
+    let api = env.start_api().await;
+    // Queued: canceled before any worker exists; it must never run.
+    let (_, job) = api.submit(&sample("vase.png"), None, None).await;
+    let queued_id = id_of(&job);
+    let (status, canceled) = api.post(&format!("/api/jobs/{queued_id}/cancel")).await;
+    assert_eq!(status, 202, "{canceled}");
+    assert_eq!(canceled["status"], "canceled");
+
+    let worker = env.start_worker().await;
+    // Running: a slow job, canceled once it runs, stops at the next stage boundary.
+    let (_, job) = api
+        .submit(
+            &sample("apple.jpg"),
+            Some(r#"{"octree_resolution": 512, "face_count": 20000}"#),
+            None,
+        )
+        .await;
+    let running_id = id_of(&job);
+    api.wait_for(&running_id, T, |j| j["status"] == "running")
+        .await;
+    let (status, body) = api.post(&format!("/api/jobs/{running_id}/cancel")).await;
+    assert_eq!(status, 202, "{body}");
+    let end = api.wait_terminal(&running_id, T).await;
+    assert_eq!(end["status"], "canceled", "{end}");
+    assert_eq!(end["error"]["code"], "canceled");
+    assert!(end["outputs"].as_array().expect("outputs").is_empty());
+
+    // The queued one was acked without running: no attempt, no timings.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, q) = api.get(&format!("/api/jobs/{queued_id}")).await;
+    assert_eq!(q["status"], "canceled");
+    assert_eq!(q["attempt"], 0, "{q}");
+    assert!(
+        env.db()
+            .stage_records(queued_id.parse().expect("id"))
+            .await
+            .expect("rows")
+            .is_empty()
+    );
+    // A finished job cannot be canceled.
+    assert_eq!(
+        api.post(&format!("/api/jobs/{running_id}/cancel")).await.0,
+        409
+    );
+    assert_eq!(
+        api.post("/api/jobs/00000000-0000-7000-8000-000000000000/cancel")
+            .await
+            .0,
+        404
+    );
+    worker.stop().await;
+    api.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotent_resubmission() {
+    let env = TestEnv::new("e2e_idem").await;
+    let api = env.start_api().await;
+    let image = sample("star.png");
+    let (s1, a) = api
+        .submit(&image, Some(r#"{"formats": ["stl"]}"#), Some("order-42"))
+        .await;
+    let (s2, b) = api
+        .submit(&image, Some(r#"{"formats": ["stl"]}"#), Some("order-42"))
+        .await;
+    assert_eq!((s1, s2), (202, 200));
+    assert_eq!(id_of(&a), id_of(&b));
+    let (s3, c) = api
+        .submit(&image, Some(r#"{"formats": ["glb"]}"#), Some("order-42"))
+        .await;
+    assert_eq!(s3, 409, "{c}");
+    assert_eq!(c["error"]["code"], "idempotency_key_reused");
+    let (_, all) = api.get("/api/jobs").await;
+    assert_eq!(all["jobs"].as_array().map(Vec::len), Some(1));
+    api.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_input_fails_and_is_dead_lettered() {
+    let env = TestEnv::new("e2e_poison").await;
+    let api = env.start_api().await;
+    let worker = env.start_worker().await;
+    let good = sample("star.png");
+    // A PNG signature (so the API accepts it) with the rest cut off.
+    let (status, job) = api.submit(&good[..good.len() / 3], None, None).await;
+    assert_eq!(status, 202);
+    let id = id_of(&job);
+    let end = api.wait_terminal(&id, T).await;
+    assert_eq!(end["status"], "failed");
+    assert_eq!(end["error"]["code"], "truncated_image", "{end}");
+    assert!(
+        end["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("image_loading")
+    );
+    let dlq = env.drain_queue(".dlq").await;
+    assert_eq!(dlq.len(), 1);
+    let headers = dlq[0]
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .expect("headers");
+    let code = headers
+        .inner()
+        .iter()
+        .find(|(k, _)| k.as_str() == ERROR_CODE_HEADER)
+        .and_then(|(_, v)| match v {
+            lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert_eq!(code, "truncated_image");
+    worker.stop().await;
+    api.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_requests_get_their_statuses() {
+    let env = TestEnv::with("e2e_bad", &[("ORFEAS__API__MAX_UPLOAD_BYTES", "100000")]).await;
+    let api = env.start_api().await;
+    let png = sample("star.png");
+
+    // Over the limit with a declared length: refused from the header.
+    let big = vec![0u8; 3 * 1024 * 1024];
+    let (status, body) = api.submit(&big, None, None).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Over the limit while streaming (chunked, no length): refused once the limit is passed.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..64).map(|_| Ok(vec![0x89u8; 64 * 1024])).collect();
+    let stream = futures::stream::iter(chunks);
+    let part =
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("x.png");
+    let form = reqwest::multipart::Form::new().part("image", part);
+    let resp = api
+        .client
+        .post(api.url("/api/jobs"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 413);
+
+    let resp = api
+        .client
+        .post(api.url("/api/jobs"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 415);
+    let (status, body) = api.submit(b"GIF89a not really", None, None).await;
+    assert_eq!(status, 415, "{body}");
+    let (status, body) = api
+        .submit(&png, Some(r#"{"octree_resolution": 4096}"#), None)
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("octree_resolution"),
+        "{body}"
+    );
+    let (status, body) = api
+        .submit(&png, Some(r#"{"formats": ["fbx"]}"#), None)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = api.submit(&png, Some("not json"), None).await;
+    assert_eq!(status, 422);
+    let form = reqwest::multipart::Form::new().text("options", "{}");
+    let resp = api
+        .client
+        .post(api.url("/api/jobs"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400, "missing image part");
+    assert_eq!(api.get("/api/jobs/not-a-uuid").await.0, 400);
+    assert_eq!(
+        api.get("/api/jobs/00000000-0000-7000-8000-000000000000")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(api.get("/nope").await.0, 404);
+    let (status, ready) = api.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(api.get("/healthz").await.0, 200);
+    let (_, spec) = api.get("/openapi.json").await;
+    for path in [
+        "/api/jobs",
+        "/api/jobs/{id}",
+        "/api/jobs/{id}/outputs/{format}",
+        "/api/jobs/{id}/cancel",
+        "/api/workers",
+        "/readyz",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    // Nothing was accepted.
+    let (_, all) = api.get("/api/jobs").await;
+    assert_eq!(all["jobs"].as_array().map(Vec::len), Some(0));
+    api.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_job_completes_exactly_once() {
+    let env = TestEnv::new("e2e_sigkill").await;
+    let api = env.start_api().await;
+    let mut first = env.spawn_worker_process("victim");
+    let (_, job) = api
+        .submit(
+            &sample("apple.jpg"),
+            Some(r#"{"octree_resolution": 512, "face_count": 20000, "formats": ["glb", "ply"]}"#),
+            None,
+        )
+        .await;
+    let id = id_of(&job);
+    api.wait_for(&id, T, |j| j["status"] == "running").await;
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    let mut second = env.spawn_worker_process("survivor");
+    let end = api.wait_terminal(&id, Duration::from_secs(90)).await;
+    assert_eq!(end["status"], "succeeded", "{end}");
+    assert_eq!(end["attempt"], 2, "the second attempt finished it");
+    let rows = env
+        .db()
+        .stage_records(id.parse().expect("id"))
+        .await
+        .expect("rows");
+    assert_eq!(
+        rows.len(),
+        5,
+        "one row per stage, none from the killed attempt: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.attempt == 2 && r.worker_id == "survivor")
+    );
+    for format in ["glb", "ply"] {
+        let resp = api
+            .client
+            .get(api.url(&format!("/api/jobs/{id}/outputs/{format}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), 200);
+    }
+    // SIGTERM drains and exits 0.
+    let (_, job2) = api
+        .submit(
+            &sample("star.png"),
+            Some(r#"{"octree_resolution": 512}"#),
+            None,
+        )
+        .await;
+    let id2 = id_of(&job2);
+    api.wait_for(&id2, T, |j| j["status"] == "running").await;
+    let pid = second.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let exit = second.wait().expect("wait");
+    assert!(exit.success(), "worker exit status {exit:?}");
+    let (_, after) = api.get(&format!("/api/jobs/{id2}")).await;
+    assert_eq!(
+        after["status"], "succeeded",
+        "in-flight job finished before exit: {after}"
+    );
+    api.stop().await;
+    env.cleanup().await;
+}
