@@ -259,32 +259,87 @@ async fn poison_input_fails_and_is_dead_lettered() {
     env.cleanup().await;
 }
 
+/// Sends a multipart upload of `total` body bytes over a raw connection, with a declared length
+/// or chunked, stopping as soon as the server answers. Returns the status and the bytes sent.
+async fn raw_upload(base: &str, chunked: bool, total: usize) -> (u16, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let boundary = "orfeasboundary";
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {total}")
+    };
+    let head = format!(
+        "POST /api/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n{framing}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+    let mut sent = 0usize;
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while sent < total {
+        let n = (total - sent).min(64 * 1024);
+        body.resize(body.len().max(n), 0);
+        let piece = &body[..n];
+        let write = if chunked {
+            let mut c = format!("{n:x}\r\n").into_bytes();
+            c.extend_from_slice(piece);
+            c.extend_from_slice(b"\r\n");
+            s.write_all(&c).await
+        } else {
+            s.write_all(piece).await
+        };
+        if write.is_err() {
+            break;
+        }
+        sent += n;
+        body.clear();
+        if let Ok(Ok(got)) = tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf)).await
+            && got > 0
+        {
+            response.extend_from_slice(&buf[..got]);
+            break;
+        }
+    }
+    if response.is_empty() {
+        let got = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer")
+            .expect("read");
+        response.extend_from_slice(&buf[..got]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, sent)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_requests_get_their_statuses() {
     let env = TestEnv::with("e2e_bad", &[("ORFEAS__API__MAX_UPLOAD_BYTES", "100000")]).await;
     let api = env.start_api().await;
     let png = sample("star.png");
 
-    // Over the limit with a declared length: refused from the header.
-    let big = vec![0u8; 3 * 1024 * 1024];
-    let (status, body) = api.submit(&big, None, None).await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Over the limit with a declared length: refused from the header, before the body is read.
+    let (status, sent) = raw_upload(&api.base, false, 3 * 1024 * 1024).await;
+    assert_eq!(status, 413);
+    assert!(sent < 1024 * 1024, "the client got to send {sent} bytes");
     // Over the limit while streaming (chunked, no length): refused once the limit is passed.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..64).map(|_| Ok(vec![0x89u8; 64 * 1024])).collect();
-    let stream = futures::stream::iter(chunks);
-    let part =
-        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("x.png");
-    let form = reqwest::multipart::Form::new().part("image", part);
-    let resp = api
-        .client
-        .post(api.url("/api/jobs"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), 413);
+    let (status, sent) = raw_upload(&api.base, true, 8 * 1024 * 1024).await;
+    assert_eq!(status, 413);
+    assert!(
+        sent < 2 * 1024 * 1024,
+        "the client got to send {sent} bytes"
+    );
 
     let resp = api
         .client
