@@ -6,8 +6,11 @@
 #   bash scripts/test.sh
 #
 # Cargo builds into $CARGO_TARGET_DIR (default ~/.cache/orfeas/target) so later runs reuse it;
-# validators live in $ORFEAS_TOOLS_DIR (default ~/.cache/orfeas/tools).
-# No service is needed by today's tests; later suites start theirs here.
+# validators and the S3 test server live in $ORFEAS_TOOLS_DIR (default ~/.cache/orfeas/tools).
+# PostgreSQL, RabbitMQ and Redis run on every machine of this project; any that is down is
+# started here with the same commands a new machine uses. The S3-compatible server (s3s-fs,
+# which checks request signatures) is installed from crates.io on first use and started on a
+# free local port for the duration of the run.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +39,43 @@ export ORFEAS_NODE_MODULES="$tools/node/node_modules"
 export ORFEAS_PYTHON="$tools/venv/bin/python"
 export ORFEAS_REQUIRE_VALIDATORS=1
 
+step "services: PostgreSQL, RabbitMQ, Redis"
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { for _ in $(seq 1 120); do port_open "$1" && return 0; sleep 0.5; done; echo "port $1 never opened" >&2; return 1; }
+if ! port_open 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+  wait_port 5432
+fi
+if ! port_open 6379; then
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_port 6379
+fi
+if ! port_open 5672; then
+  rabbitmq-server -detached
+  wait_port 5672
+fi
+rabbitmqctl -q await_startup
+echo "PostgreSQL, Redis and RabbitMQ are up"
+
+step "S3-compatible server (s3s-fs 0.14.1)"
+s3bin="$tools/s3s/bin/s3s-fs"
+if [ ! -x "$s3bin" ]; then
+  cargo install --locked --quiet s3s-fs --version 0.14.1 --features binary --root "$tools/s3s"
+fi
+s3root="$(mktemp -d)"
+s3port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$s3bin" --host 127.0.0.1 --port "$s3port" --access-key orfeas-test --secret-key orfeas-test-secret "$s3root" \
+  > "$s3root.log" 2>&1 &
+s3pid=$!
+wait_port "$s3port"
+export ORFEAS_TEST_S3_ENDPOINT="http://127.0.0.1:$s3port"
+export ORFEAS_TEST_S3_ROOT="$s3root"
+export ORFEAS_TEST_S3_ACCESS_KEY=orfeas-test
+export ORFEAS_TEST_S3_SECRET_KEY=orfeas-test-secret
+export ORFEAS_REQUIRE_SERVICES=1
+echo "s3s-fs on $ORFEAS_TEST_S3_ENDPOINT"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -44,7 +84,7 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "cargo test (release profile: one build serves the binary, the tests and the benchmarks)"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'kill "$s3pid" 2>/dev/null || true; rm -rf "$log" "$s3root" "$s3root.log"' EXIT
 cargo test --release --workspace 2>&1 | tee "$log"
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
