@@ -61,7 +61,7 @@ echo "PostgreSQL, Redis and RabbitMQ are up"
 step "S3-compatible server (s3s-fs 0.14.1)"
 s3bin="$tools/s3s/bin/s3s-fs"
 if [ ! -x "$s3bin" ]; then
-  cargo install --locked --quiet s3s-fs --version 0.14.1 --features binary --root "$tools/s3s"
+  CARGO_TARGET_DIR="$tools/s3s-build" cargo install --locked --quiet s3s-fs --version 0.14.1 --features binary --root "$tools/s3s"
 fi
 s3root="$(mktemp -d)"
 s3port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
