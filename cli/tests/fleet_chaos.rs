@@ -58,7 +58,10 @@ async fn rabbitmq_restart_loses_no_job() {
     }
     {
         let _guard = RabbitGuard;
-        assert!(run("rabbitmqctl", &["-q", "stop_app"]), "rabbitmqctl stop_app");
+        assert!(
+            run("rabbitmqctl", &["-q", "stop_app"]),
+            "rabbitmqctl stop_app"
+        );
         // Accepted while the broker is down: recorded, published later by the outbox.
         for _ in 0..3 {
             let (status, job) = api.submit(&image, opts, None).await;
@@ -76,7 +79,9 @@ async fn rabbitmq_restart_loses_no_job() {
     // Workers reconnected and the API's publisher too.
     let (status, job) = api.submit(&image, opts, None).await;
     assert_eq!(status, 202);
-    let end = api.wait_terminal(&id_of(&job), Duration::from_secs(60)).await;
+    let end = api
+        .wait_terminal(&id_of(&job), Duration::from_secs(60))
+        .await;
     assert_eq!(end["status"], "succeeded");
     assert_eq!(api.get("/readyz").await.0, 200);
     worker.stop().await;
@@ -100,7 +105,10 @@ async fn postgresql_restart_loses_no_job() {
     }
     let version = pg_version();
     assert!(
-        run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "restart"]),
+        run(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", &version, "main", "restart"]
+        ),
         "pg_ctlcluster restart"
     );
     // Submissions during or right after the restart either succeed (202) or are refused
@@ -119,7 +127,11 @@ async fn postgresql_restart_loses_no_job() {
         assert_eq!(end["status"], "succeeded", "{end}");
     }
     let (_, all) = api.get("/api/jobs?limit=100").await;
-    assert_eq!(all["jobs"].as_array().map(Vec::len), Some(ids.len()), "no orphan rows");
+    assert_eq!(
+        all["jobs"].as_array().map(Vec::len),
+        Some(ids.len()),
+        "no orphan rows"
+    );
     worker.stop().await;
     api.stop().await;
     env.cleanup().await;

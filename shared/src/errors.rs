@@ -341,3 +341,16 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn the_readme_carries_the_current_table() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        assert!(
+            readme.contains(&super::markdown_table()),
+            "README's error table is out of date; paste shared::errors::markdown_table() into it"
+        );
+    }
+}
