@@ -222,7 +222,7 @@ pub async fn submit(
     {
         return Ok(existing);
     }
-    if state.db.count_queued().await? >= state.config.api.max_queued_jobs {
+    if state.queued.get(&state.db).await? >= state.config.api.max_queued_jobs {
         return Err(ApiError::new(
             "too_many_jobs",
             format!(
@@ -256,6 +256,7 @@ pub async fn submit(
             return Err(e.into());
         }
     };
+    state.queued.add_one();
     let msg = JobMessage {
         job_id: job.id,
         priority: job.spec.priority,

@@ -78,6 +78,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         publisher,
         store,
         redis,
+        queued: Arc::new(state::QueuedGauge::new(Duration::from_millis(500))),
     })
 }
 

@@ -8,12 +8,11 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::fleet::{TestEnv, id_of, sample};
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn run(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd)
@@ -44,7 +43,7 @@ impl Drop for RabbitGuard {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rabbitmq_restart_loses_no_job() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let env = TestEnv::new("chaos_amqp").await;
     let api = env.start_api().await;
     let worker = env.start_worker().await;
@@ -91,7 +90,7 @@ async fn rabbitmq_restart_loses_no_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgresql_restart_loses_no_job() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let env = TestEnv::new("chaos_pg").await;
     let api = env.start_api().await;
     let worker = env.start_worker().await;

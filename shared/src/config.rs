@@ -20,7 +20,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -122,19 +122,6 @@ pub struct WorkerConfig {
     pub heartbeat_ttl_ms: u64,
     /// A job running longer fails with `job_timeout` (keep under RabbitMQ's consumer_timeout).
     pub job_timeout_s: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            database: DatabaseConfig::default(),
-            amqp: AmqpConfig::default(),
-            redis: RedisConfig::default(),
-            storage: StorageConfig::default(),
-            api: ApiConfig::default(),
-            worker: WorkerConfig::default(),
-        }
-    }
 }
 
 impl Default for DatabaseConfig {

@@ -179,27 +179,37 @@ impl Publisher {
     }
 
     /// Publishes a job message persistently and waits for the confirm (bounded by a timeout).
+    /// The lock is held only to fetch or reopen the channel, so concurrent requests publish on
+    /// the same channel and wait for their confirms in parallel.
     pub async fn publish_job(&self, msg: &JobMessage) -> Result<(), QueueError> {
         let payload = serde_json::to_vec(msg)?;
-        let mut state = self.state.lock().await;
         let attempt = async {
-            let ch = self.channel(&mut state).await?;
-            publish_confirmed(
+            let ch = {
+                let mut state = self.state.lock().await;
+                self.channel(&mut state).await?
+            };
+            let r = publish_confirmed(
                 &ch,
                 &self.topology.jobs,
                 &payload,
                 properties(msg.priority, FieldTable::default()),
             )
-            .await
+            .await;
+            if r.is_err() {
+                let mut state = self.state.lock().await;
+                if state.as_ref().is_some_and(|(_, c)| c.id() == ch.id()) {
+                    *state = None;
+                }
+            }
+            r
         };
-        let result = match tokio::time::timeout(self.timeout, attempt).await {
+        match tokio::time::timeout(self.timeout, attempt).await {
             Ok(r) => r,
-            Err(_) => Err(QueueError::Timeout(self.timeout)),
-        };
-        if result.is_err() {
-            *state = None;
+            Err(_) => {
+                *self.state.lock().await = None;
+                Err(QueueError::Timeout(self.timeout))
+            }
         }
-        result
     }
 
     /// Whether the broker answers (used by readiness).
