@@ -479,3 +479,50 @@ async fn sigkill_mid_job_completes_exactly_once() {
     api.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transient_failures_retry_then_dead_letter() {
+    let env = TestEnv::with("e2e_transient", &[("ORFEAS__WORKER__MAX_ATTEMPTS", "3")]).await;
+    if !env
+        .vars
+        .iter()
+        .any(|(k, v)| k == "ORFEAS__STORAGE__KIND" && v == "s3")
+    {
+        eprintln!("skipped: needs the S3 test server (run scripts/test.sh)");
+        env.cleanup().await;
+        return;
+    }
+    let api = env.start_api().await;
+    // The worker's object store is unreachable: every attempt fails transiently.
+    let mut broken = env.config.clone();
+    if let orfeas_shared::config::StorageConfig::S3 { endpoint, .. } = &mut broken.storage {
+        *endpoint = "http://127.0.0.1:1".into();
+    }
+    let worker = orfeas_worker::Worker::new(broken).await.expect("worker");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run(async move {
+        let _ = rx.await;
+    }));
+
+    let (status, job) = api.submit(&sample("star.png"), None, None).await;
+    assert_eq!(status, 202);
+    let id = id_of(&job);
+    let end = api.wait_terminal(&id, Duration::from_secs(90)).await;
+    assert_eq!(end["status"], "failed", "{end}");
+    assert_eq!(end["error"]["code"], "retries_exhausted");
+    assert_eq!(end["attempt"], 3, "one attempt per allowed try: {end}");
+    assert!(
+        end["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("storage_unavailable"),
+        "{end}"
+    );
+    let dlq = env.drain_queue(".dlq").await;
+    assert_eq!(dlq.len(), 1, "dead-lettered once");
+    assert!(env.drain_queue(".retry").await.is_empty());
+    let _ = tx.send(());
+    let _ = task.await;
+    api.stop().await;
+    env.cleanup().await;
+}

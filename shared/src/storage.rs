@@ -38,7 +38,15 @@ pub fn build(cfg: &StorageConfig) -> Result<Arc<dyn ObjectStore>, StorageError> 
             allow_http,
             path_style,
         } => {
+            // The worker retries jobs itself, so the client gives up after a few quick tries
+            // instead of object_store's default of ten within three minutes.
+            let retry = object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(15),
+                ..object_store::RetryConfig::default()
+            };
             let mut b = AmazonS3Builder::new()
+                .with_retry(retry)
                 .with_bucket_name(bucket)
                 .with_region(region)
                 .with_allow_http(*allow_http)
