@@ -5,7 +5,7 @@ use orfeas::generate::{self, GenerateArgs};
 use orfeas::serve::{self, ConfigArgs};
 use tracing_subscriber::EnvFilter;
 
-/// ORFEAS: images to 3D meshes.
+/// ORFEAS: images to 3D meshes, locally (`generate`) or as a fleet (`api`, `worker`, `migrate`).
 #[derive(Debug, Parser)]
 #[command(name = "orfeas", version, about)]
 struct Cli {
