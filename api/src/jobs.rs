@@ -263,9 +263,7 @@ pub async fn submit(
     };
     match state.publisher.publish_job(&msg).await {
         Ok(()) => {
-            if let Err(e) = state.db.mark_enqueued(job.id).await {
-                tracing::warn!(job = %job.id, error = %e, "published but not marked; the relay may publish again");
-            }
+            let _ = state.confirmed.send(job.id);
         }
         Err(e) => {
             tracing::warn!(job = %job.id, error = %e, "queue unavailable; the outbox relay will publish the job");

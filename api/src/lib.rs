@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use orfeas_shared::db::Db;
-use orfeas_shared::domain::JobMessage;
+use orfeas_shared::domain::{JobId, JobMessage};
 use orfeas_shared::queue::{Publisher, Topology};
 use orfeas_shared::{Config, heartbeat, storage};
 use tokio::net::TcpListener;
@@ -56,10 +56,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Builds the state from configuration: checks the schema, opens the pools (lazily, so the API
-/// starts even while RabbitMQ or Redis is down and heals when they return).
+/// starts even while RabbitMQ or Redis is down and heals when they return), and starts the task
+/// that marks confirmed publications.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
     db.check_schema().await?;
+    let db_for_marker = db.clone();
     let store = storage::build(&config.storage)?;
     let publisher = Arc::new(Publisher::new(
         &config.amqp.url,
@@ -79,7 +81,25 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         store,
         redis,
         queued: Arc::new(state::QueuedGauge::new(Duration::from_millis(500))),
+        confirmed: {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(confirm_marker(db_for_marker, rx));
+            tx
+        },
     })
+}
+
+/// Marks confirmed publications in batches: one UPDATE for all confirms that arrived while the
+/// previous one ran, instead of one per request. A mark lost to a crash only means the relay
+/// publishes that job once more, which workers tolerate.
+pub async fn confirm_marker(db: Db, mut rx: tokio::sync::mpsc::UnboundedReceiver<JobId>) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 1000).await > 0 {
+        if let Err(e) = db.mark_enqueued(&batch).await {
+            tracing::debug!(error = %e, jobs = batch.len(), "confirms not marked; the relay will republish");
+        }
+        batch.clear();
+    }
 }
 
 /// Republishes queued jobs whose message the queue never confirmed (RabbitMQ was down when
@@ -102,11 +122,8 @@ pub async fn outbox_relay(state: AppState) {
                 .await
             {
                 Ok(()) => {
-                    if let Err(e) = state.db.mark_enqueued(job_id).await {
-                        tracing::debug!(job = %job_id, error = %e, "outbox: not marked");
-                    } else {
-                        tracing::info!(job = %job_id, "outbox: published");
-                    }
+                    tracing::info!(job = %job_id, "outbox: published");
+                    let _ = state.confirmed.send(job_id);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "outbox: queue still unavailable");

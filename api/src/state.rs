@@ -18,6 +18,8 @@ pub struct AppState {
     pub store: Arc<dyn ObjectStore>,
     pub redis: Option<ConnectionManager>,
     pub queued: Arc<QueuedGauge>,
+    /// Confirmed publications, marked in PostgreSQL in batches by [`crate::confirm_marker`].
+    pub confirmed: tokio::sync::mpsc::UnboundedSender<orfeas_shared::domain::JobId>,
 }
 
 /// The number of queued jobs, refreshed from PostgreSQL at most every `max_age`, so the 429

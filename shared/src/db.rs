@@ -283,12 +283,15 @@ impl Db {
         )
     }
 
-    /// Marks a job's message as confirmed by the queue (it leaves the outbox).
-    pub async fn mark_enqueued(&self, id: JobId) -> Result<(), DbError> {
-        sqlx::query("UPDATE jobs SET enqueued_at = now() WHERE id = $1 AND enqueued_at IS NULL")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
+    /// Marks jobs' messages as confirmed by the queue (they leave the outbox).
+    pub async fn mark_enqueued(&self, ids: &[JobId]) -> Result<(), DbError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+        sqlx::query(
+            "UPDATE jobs SET enqueued_at = now() WHERE id = ANY($1) AND enqueued_at IS NULL",
+        )
+        .bind(&ids)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
