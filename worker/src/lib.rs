@@ -588,3 +588,4 @@ async fn ack(d: &Delivery) {
         tracing::warn!(error = %e, "ack failed");
     }
 }
+pub mod optimizer;
