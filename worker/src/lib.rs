@@ -589,3 +589,4 @@ async fn ack(d: &Delivery) {
     }
 }
 pub mod optimizer;
+pub mod simulation;

@@ -49,13 +49,14 @@ pub fn resolution_bucket(r: u32) -> u32 {
 ///
 /// - `inflate`: the (R+1)³ f32 volume, twice over for the marching-cubes passes and the mesh
 ///   (≈ 8·(R+1)³ bytes), plus 32 MiB for images, distance fields and export buffers.
-/// - `hunyuan3d`: 6 GiB of activations for the conditioner and the DiT at the released sizes, plus
-///   the volume decoder's query chunks (`num_chunks` × 4 KiB) and the (R+1)³ logit grid.
+/// - `hunyuan3d`: the weights are resident and counted as used device memory, not per job; a job
+///   adds 2 GiB of conditioner and DiT activations (B = 1 at the released sizes, fp16, CFG), the
+///   volume decoder's query chunks (`num_chunks` × 4 KiB) and twice the (R+1)³ grid in f32.
 pub fn prior_bytes(shape: &JobShape<'_>) -> u64 {
     let r = u64::from(shape.octree_resolution) + 1;
     match shape.engine {
         "inflate" => 8 * r * r * r + (32 << 20),
-        _ => (6 << 30) + u64::from(shape.num_chunks) * 4096 + 4 * r * r * r,
+        _ => (2 << 30) + u64::from(shape.num_chunks) * 4096 + 8 * r * r * r,
     }
 }
 
