@@ -257,10 +257,7 @@ pub async fn submit(
         }
     };
     state.queued.add_one();
-    let msg = JobMessage {
-        job_id: job.id,
-        priority: job.spec.priority,
-    };
+    let msg = JobMessage::for_job(job.id, &job.spec);
     match state.publisher.publish_job(&msg).await {
         Ok(()) => {
             let _ = state.confirmed.send(job.id);

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use orfeas_shared::db::Db;
-use orfeas_shared::domain::{JobId, JobMessage};
+use orfeas_shared::domain::JobId;
 use orfeas_shared::queue::{Publisher, Topology};
 use orfeas_shared::{Config, heartbeat, storage};
 use tokio::net::TcpListener;
@@ -115,12 +115,9 @@ pub async fn outbox_relay(state: AppState) {
                 continue;
             }
         };
-        for (job_id, priority) in pending {
-            match state
-                .publisher
-                .publish_job(&JobMessage { job_id, priority })
-                .await
-            {
+        for msg in pending {
+            let job_id = msg.job_id;
+            match state.publisher.publish_job(&msg).await {
                 Ok(()) => {
                     tracing::info!(job = %job_id, "outbox: published");
                     let _ = state.confirmed.send(job_id);

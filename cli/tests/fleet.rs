@@ -526,3 +526,74 @@ async fn transient_failures_retry_then_dead_letter() {
     api.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_optimizer_batches_compatible_jobs_and_learns_their_memory() {
+    let env = TestEnv::with(
+        "e2e_batching",
+        &[
+            ("ORFEAS__WORKER__BATCH_SIZE", "4"),
+            ("ORFEAS__WORKER__BATCH_WAIT_MS", "300"),
+        ],
+    )
+    .await;
+    let api = env.start_api().await;
+    let image = sample("star.png");
+    let mut jobs = Vec::new();
+    for (res, n) in [(96, 6), (192, 3)] {
+        for _ in 0..n {
+            let (status, job) = api
+                .submit(
+                    &image,
+                    Some(&format!(r#"{{"octree_resolution": {res}}}"#)),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 202);
+            jobs.push((id_of(&job), res));
+        }
+    }
+    let worker = env.start_worker().await;
+    let db = env.db();
+    let mut batch_sizes = Vec::new();
+    for (id, res) in &jobs {
+        let end = api.wait_terminal(id, T).await;
+        assert_eq!(end["status"], "succeeded", "{end}");
+        let rows = db
+            .stage_records(id.parse().expect("id"))
+            .await
+            .expect("rows");
+        let shape = rows
+            .iter()
+            .find(|r| r.stage == orfeas_shared::Stage::ShapeGeneration)
+            .expect("shape row");
+        batch_sizes.push((*res, shape.batch_size));
+        assert!(
+            rows.iter().all(|r| r.peak_memory_bytes.is_some()),
+            "peak memory recorded: {rows:?}"
+        );
+    }
+    // Jobs waiting together ran together, never beyond the cap, never across resolutions.
+    assert!(batch_sizes.iter().any(|(_, b)| *b > 1), "{batch_sizes:?}");
+    assert!(
+        batch_sizes
+            .iter()
+            .all(|(res, b)| *b <= 4 && (*res != 192 || *b <= 3)),
+        "{batch_sizes:?}"
+    );
+    // The memory model learned figures and persisted them.
+    let learned = db.memory_model("cpu").await.expect("model");
+    let buckets: Vec<i32> = learned.iter().map(|f| f.resolution_bucket).collect();
+    assert!(
+        buckets.contains(&128) && buckets.contains(&192),
+        "{learned:?}"
+    );
+    assert!(
+        learned
+            .iter()
+            .all(|f| f.engine == "inflate" && f.bytes_per_job > 0 && f.samples >= 1)
+    );
+    worker.stop().await;
+    api.stop().await;
+    env.cleanup().await;
+}

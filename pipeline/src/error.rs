@@ -56,6 +56,9 @@ pub enum ShapeError {
     EmptySurface { reason: String },
     #[error("shape engine `{engine}` failed: {detail}")]
     Engine { engine: String, detail: String },
+    /// The device ran out of memory for this batch; the worker splits the batch and retries.
+    #[error("out of device memory: {detail}")]
+    OutOfMemory { detail: String },
 }
 
 /// Failures of `mesh_export`.
@@ -116,6 +119,7 @@ impl PipelineError {
                 ShapeError::InvalidOption { .. } => "invalid_option",
                 ShapeError::EmptySurface { .. } => "empty_surface",
                 ShapeError::Engine { .. } => "engine_failure",
+                ShapeError::OutOfMemory { .. } => "out_of_memory",
             },
             PipelineError::Export(e) => match e {
                 ExportError::EmptyMesh => "empty_mesh",
@@ -127,6 +131,9 @@ impl PipelineError {
 
     /// True when retrying with the same input and options cannot succeed.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, PipelineError::Shape(ShapeError::Engine { .. }))
+        !matches!(
+            self,
+            PipelineError::Shape(ShapeError::Engine { .. } | ShapeError::OutOfMemory { .. })
+        )
     }
 }

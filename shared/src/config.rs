@@ -108,10 +108,10 @@ pub struct ApiConfig {
 pub struct WorkerConfig {
     /// Stable worker id; default `<hostname>-<pid>`.
     pub id: Option<String>,
-    /// Messages the broker may hand this worker before it acks (≥ batch_size).
-    pub prefetch: u16,
-    /// Most jobs run through the pipeline together.
+    /// Most jobs run through the pipeline together (the optimizer decides up to this).
     pub batch_size: usize,
+    /// Share of the device's memory batches may fill (the optimizer's target).
+    pub target_utilization: f64,
     /// How long to wait for more jobs once one arrived, in milliseconds.
     pub batch_wait_ms: u64,
     /// Attempts for transient failures before the job fails and its message is dead-lettered.
@@ -174,8 +174,8 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             id: None,
-            prefetch: 8,
             batch_size: 4,
+            target_utilization: 0.85,
             batch_wait_ms: 50,
             max_attempts: 5,
             retry_base_ms: 500,
@@ -227,16 +227,15 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let w = &self.worker;
-        if w.batch_size == 0 || w.prefetch == 0 {
+        if w.batch_size == 0 || w.batch_size > usize::from(u16::MAX) {
             return Err(ConfigError::Invalid(
-                "worker.batch_size and worker.prefetch must be at least 1".into(),
+                "worker.batch_size must be 1 to 65535".into(),
             ));
         }
-        if usize::from(w.prefetch) < w.batch_size {
-            return Err(ConfigError::Invalid(format!(
-                "worker.prefetch ({}) must be at least worker.batch_size ({})",
-                w.prefetch, w.batch_size
-            )));
+        if !(0.05..=1.0).contains(&w.target_utilization) {
+            return Err(ConfigError::Invalid(
+                "worker.target_utilization must be within 0.05..=1".into(),
+            ));
         }
         if w.max_attempts == 0 {
             return Err(ConfigError::Invalid(

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Row};
 
-use crate::domain::{JobId, JobSpec, JobStatus};
+use crate::domain::{JobId, JobMessage, JobSpec, JobStatus};
 use crate::{MeshFormat, Stage};
 
 /// The embedded migrations of `migrations/`.
@@ -69,6 +69,19 @@ pub struct StageRecord {
     pub batch_size: i32,
     pub started_at: DateTime<Utc>,
     pub duration_seconds: f64,
+    /// Growth of the worker's resident memory during the stage (for `shape_generation`, the
+    /// whole batch's).
+    pub peak_memory_bytes: Option<i64>,
+}
+
+/// A learned memory figure of the batch optimizer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryFigure {
+    pub engine: String,
+    pub resolution_bucket: i32,
+    pub device: String,
+    pub bytes_per_job: i64,
+    pub samples: i64,
 }
 
 /// A job to insert.
@@ -295,14 +308,14 @@ impl Db {
         Ok(())
     }
 
-    /// Queued jobs whose message the queue has not confirmed, oldest first.
+    /// Queued jobs whose message the queue has not confirmed, oldest first, as messages.
     pub async fn outbox(
         &self,
         older_than: Duration,
         limit: i64,
-    ) -> Result<Vec<(JobId, u8)>, DbError> {
+    ) -> Result<Vec<JobMessage>, DbError> {
         let rows = sqlx::query(
-            "SELECT id, priority FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
+            "SELECT id, spec FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
              AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
         )
         .bind(older_than.as_secs_f64())
@@ -311,8 +324,11 @@ impl Db {
         .await?;
         rows.iter()
             .map(|r| {
-                let p: i16 = r.try_get("priority")?;
-                Ok((JobId(r.try_get("id")?), u8::try_from(p).unwrap_or(0)))
+                let id = JobId(r.try_get("id")?);
+                let spec: serde_json::Value = r.try_get("spec")?;
+                let spec: JobSpec = serde_json::from_value(spec)
+                    .map_err(|e| DbError::Corrupt(id, e.to_string()))?;
+                Ok(JobMessage::for_job(id, &spec))
             })
             .collect()
     }
@@ -361,7 +377,7 @@ impl Db {
     pub async fn stage_records(&self, id: JobId) -> Result<Vec<StageRecord>, DbError> {
         let rows = sqlx::query(
             "SELECT stage::text AS stage, attempt, worker_id, device, batch_size, started_at, \
-             duration_seconds FROM stage_timings WHERE job_id = $1 \
+             duration_seconds, peak_memory_bytes FROM stage_timings WHERE job_id = $1 \
              ORDER BY attempt, stage_timings.stage",
         )
         .bind(id.0)
@@ -379,6 +395,7 @@ impl Db {
                     batch_size: r.try_get("batch_size")?,
                     started_at: r.try_get("started_at")?,
                     duration_seconds: r.try_get("duration_seconds")?,
+                    peak_memory_bytes: r.try_get("peak_memory_bytes")?,
                 })
             })
             .collect()
@@ -527,8 +544,8 @@ impl Db {
         for s in stages {
             sqlx::query(
                 "INSERT INTO stage_timings (job_id, stage, attempt, worker_id, device, batch_size, \
-                 started_at, duration_seconds) VALUES ($1, $2::pipeline_stage, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT DO NOTHING",
+                 started_at, duration_seconds, peak_memory_bytes) \
+                 VALUES ($1, $2::pipeline_stage, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             )
             .bind(id.0)
             .bind(s.stage.as_str())
@@ -538,6 +555,7 @@ impl Db {
             .bind(s.batch_size)
             .bind(s.started_at)
             .bind(s.duration_seconds)
+            .bind(s.peak_memory_bytes)
             .execute(&mut *tx)
             .await?;
         }
@@ -569,6 +587,44 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// The optimizer's learned memory figures for a device.
+    pub async fn memory_model(&self, device: &str) -> Result<Vec<MemoryFigure>, DbError> {
+        let rows = sqlx::query(
+            "SELECT engine, resolution_bucket, device, bytes_per_job, samples FROM memory_model \
+             WHERE device = $1",
+        )
+        .bind(device)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MemoryFigure {
+                    engine: r.try_get("engine")?,
+                    resolution_bucket: r.try_get("resolution_bucket")?,
+                    device: r.try_get("device")?,
+                    bytes_per_job: r.try_get("bytes_per_job")?,
+                    samples: r.try_get("samples")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn save_memory_figure(&self, f: &MemoryFigure) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO memory_model (engine, resolution_bucket, device, bytes_per_job, samples) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (engine, resolution_bucket, device) DO UPDATE \
+             SET bytes_per_job = EXCLUDED.bytes_per_job, samples = EXCLUDED.samples, updated_at = now()",
+        )
+        .bind(&f.engine)
+        .bind(f.resolution_bucket)
+        .bind(&f.device)
+        .bind(f.bytes_per_job.max(1))
+        .bind(f.samples)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Fails a job that never started running (deadline passed, input missing, retries out).

@@ -132,7 +132,7 @@ pub struct JobOptionsInput {
     pub remove_background: Option<String>,
     /// Colour the mesh from the image (default true).
     pub texture: Option<bool>,
-    /// 0 (default) to 9; higher runs first within a worker's prefetch window.
+    /// 0 (default) to 9; higher runs first among the jobs a worker holds.
     pub priority: Option<u8>,
     /// RFC 3339 time after which the job should not start; it then fails with `deadline_exceeded`.
     pub deadline: Option<String>,
@@ -270,11 +270,29 @@ impl JobOptionsInput {
     }
 }
 
-/// The message a job travels as on the queue.
+/// The message a job travels as on the queue. Besides the id it carries what the worker's batch
+/// optimizer needs to size and group a batch before touching the database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub job_id: JobId,
     pub priority: u8,
+    pub engine: Engine,
+    pub octree_resolution: u32,
+    pub num_chunks: u32,
+    pub steps: u32,
+}
+
+impl JobMessage {
+    pub fn for_job(job_id: JobId, spec: &JobSpec) -> Self {
+        JobMessage {
+            job_id,
+            priority: spec.priority,
+            engine: spec.engine,
+            octree_resolution: spec.octree_resolution,
+            num_chunks: spec.num_chunks,
+            steps: spec.steps,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -108,6 +108,18 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         meaning: "the shape engine failed; retried",
     },
     ErrorCode {
+        code: "out_of_memory",
+        http_status: 503,
+        retry: T,
+        meaning: "the device ran out of memory for a batch; the batch is split and retried",
+    },
+    ErrorCode {
+        code: "insufficient_memory",
+        http_status: 422,
+        retry: P,
+        meaning: "a single job needs more memory than this worker's device offers",
+    },
+    ErrorCode {
         code: "canceled",
         http_status: 409,
         retry: NA,
@@ -316,6 +328,10 @@ mod tests {
             .into(),
             ShapeError::Engine {
                 engine: String::new(),
+                detail: String::new(),
+            }
+            .into(),
+            ShapeError::OutOfMemory {
                 detail: String::new(),
             }
             .into(),

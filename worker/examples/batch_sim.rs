@@ -10,8 +10,15 @@ fn main() {
     let jobs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(600);
     let a = arrivals(seed, jobs);
     let base = simulate(Policy::Fixed(1), &a).throughput_per_s;
-    let mut out = format!("seed {seed}, {jobs} jobs\n| policy | throughput (jobs/s) | vs batch 1 | p95 latency (s) | mean batch | OOMs |\n|---|---|---|---|---|---|\n");
-    for p in [Policy::Fixed(1), Policy::Fixed(4), Policy::Fixed(8), Policy::Dynamic] {
+    let mut out = format!(
+        "seed {seed}, {jobs} jobs\n| policy | throughput (jobs/s) | vs batch 1 | p95 latency (s) | mean batch | OOMs |\n|---|---|---|---|---|---|\n"
+    );
+    for p in [
+        Policy::Fixed(1),
+        Policy::Fixed(4),
+        Policy::Fixed(8),
+        Policy::Dynamic,
+    ] {
         let r = simulate(p, &a);
         let name = match p {
             Policy::Fixed(n) => format!("fixed {n}"),

@@ -6,10 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use orfeas_pipeline::{BatchItem, ItemReport, JobOptions, Pipeline, ProgressObserver, Stage};
+use orfeas_pipeline::error::ShapeError;
+use orfeas_pipeline::{
+    BatchItem, ItemReport, JobOptions, Pipeline, PipelineError, ProgressObserver, Stage,
+};
 use orfeas_shared::db::Db;
 use orfeas_shared::domain::JobId;
 use tokio::runtime::Handle;
+
+use crate::optimizer;
 
 /// One job of a batch, ready to run.
 #[derive(Debug)]
@@ -20,12 +25,41 @@ pub struct Work {
     pub options: JobOptions,
 }
 
-/// What the pipeline reported for one job, with when each stage started.
+/// What the pipeline reported for one job, with when each stage started and the process's
+/// peak memory growth during each stage (for `shape_generation`, the whole batch's).
 #[derive(Debug)]
 pub struct Ran {
     pub report: ItemReport,
     pub stage_started: [Option<DateTime<Utc>>; 5],
+    pub stage_peak_bytes: [Option<u64>; 5],
     pub timed_out: bool,
+}
+
+impl Ran {
+    fn is_oom(&self) -> bool {
+        matches!(
+            self.report.result,
+            Err(PipelineError::Shape(ShapeError::OutOfMemory { .. }))
+        )
+    }
+
+    /// This job's share of the peak: the largest per-stage growth, the batch stage divided
+    /// among the batch.
+    pub fn peak_per_job(&self) -> Option<u64> {
+        let n = self.report.batch_size.max(1) as u64;
+        Stage::ALL
+            .iter()
+            .filter_map(|&s| {
+                self.stage_peak_bytes[s.index()].map(|b| {
+                    if s == Stage::ShapeGeneration {
+                        b / n
+                    } else {
+                        b
+                    }
+                })
+            })
+            .max()
+    }
 }
 
 /// Progress shown while a stage runs.
@@ -41,27 +75,45 @@ fn progress_at(stage: Stage) -> i16 {
 
 struct DbObserver {
     handle: Handle,
-    db: Db,
+    db: Option<Db>,
     jobs: Vec<(JobId, i32)>,
     started: Instant,
     timeout: Duration,
     stage_started: Vec<[Option<DateTime<Utc>>; 5]>,
+    stage_peak: Vec<[Option<u64>; 5]>,
+    rss_at_start: u64,
     timed_out: Vec<bool>,
 }
 
 impl ProgressObserver for DbObserver {
     fn stage_started(&mut self, item: usize, stage: Stage) {
+        // The batch stage starts for every item at once: measure from its first start.
+        let batch_stage_running = stage == Stage::ShapeGeneration
+            && self
+                .stage_started
+                .iter()
+                .enumerate()
+                .any(|(i, s)| i != item && s[stage.index()].is_some());
+        if !batch_stage_running {
+            optimizer::reset_peak_rss();
+            self.rss_at_start = optimizer::rss_bytes().unwrap_or(0);
+        }
         self.stage_started[item][stage.index()] = Some(Utc::now());
         let (id, attempt) = self.jobs[item];
-        if let Err(e) =
-            self.handle
-                .block_on(self.db.enter_stage(id, attempt, stage, progress_at(stage)))
+        if let Some(db) = &self.db
+            && let Err(e) =
+                self.handle
+                    .block_on(db.enter_stage(id, attempt, stage, progress_at(stage)))
         {
             tracing::debug!(job = %id, error = %e, "progress not recorded");
         }
     }
 
-    fn stage_finished(&mut self, _: usize, _: Stage, _: Duration, _: bool) {}
+    fn stage_finished(&mut self, item: usize, stage: Stage, _: Duration, _: bool) {
+        if let Some(peak) = optimizer::peak_rss_bytes() {
+            self.stage_peak[item][stage.index()] = Some(peak.saturating_sub(self.rss_at_start));
+        }
+    }
 
     fn is_canceled(&mut self, item: usize) -> bool {
         if self.started.elapsed() > self.timeout {
@@ -70,16 +122,21 @@ impl ProgressObserver for DbObserver {
         }
         let (id, attempt) = self.jobs[item];
         // If the database cannot answer, keep going: the final guarded write decides.
-        self.handle
-            .block_on(self.db.should_stop(id, attempt))
-            .unwrap_or(false)
+        match &self.db {
+            Some(db) => self
+                .handle
+                .block_on(db.should_stop(id, attempt))
+                .unwrap_or(false),
+            None => false,
+        }
     }
 }
 
-/// Runs the batch; one result per work item, in order.
+/// Runs the batch; one result per work item, in order. `db` (absent in unit tests) receives
+/// progress and answers whether to stop.
 pub async fn run_batch(
     pipeline: Arc<Pipeline>,
-    db: Db,
+    db: Option<Db>,
     work: &[Work],
     timeout: Duration,
 ) -> Vec<Ran> {
@@ -100,6 +157,8 @@ pub async fn run_batch(
             started: Instant::now(),
             timeout,
             stage_started: vec![[None; 5]; n],
+            stage_peak: vec![[None; 5]; n],
+            rss_at_start: 0,
             timed_out: vec![false; n],
         };
         let items: Vec<BatchItem<'_>> = inputs
@@ -113,6 +172,7 @@ pub async fn run_batch(
             .map(|(i, report)| Ran {
                 report,
                 stage_started: observer.stage_started[i],
+                stage_peak_bytes: observer.stage_peak[i],
                 timed_out: observer.timed_out[i],
             })
             .collect::<Vec<_>>()
@@ -128,16 +188,136 @@ pub async fn run_batch(
                     report: ItemReport {
                         timings: Default::default(),
                         batch_size: n,
-                        result: Err(orfeas_pipeline::error::ShapeError::Engine {
+                        result: Err(ShapeError::Engine {
                             engine: "pipeline".into(),
                             detail: format!("the pipeline thread failed: {e}"),
                         }
                         .into()),
                     },
                     stage_started: [None; 5],
+                    stage_peak_bytes: [None; 5],
                     timed_out: false,
                 })
                 .collect()
         }
+    }
+}
+
+/// Runs the batch, and when the device runs out of memory for all of it, splits it in halves and
+/// runs those (recursively) — an OOM is not a job failure. A single job that still does not fit
+/// keeps its out-of-memory result. `on_oom(batch_len)` is told of every split.
+pub async fn run_with_splits(
+    pipeline: Arc<Pipeline>,
+    db: Option<Db>,
+    work: &[Work],
+    timeout: Duration,
+    mut on_oom: impl FnMut(usize),
+) -> Vec<Ran> {
+    let mut results: Vec<Option<Ran>> = (0..work.len()).map(|_| None).collect();
+    let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
+    pending.push(0..work.len());
+    while let Some(range) = pending.pop() {
+        let ran = run_batch(pipeline.clone(), db.clone(), &work[range.clone()], timeout).await;
+        if range.len() > 1 && ran.iter().all(Ran::is_oom) {
+            on_oom(range.len());
+            let mid = range.start + range.len() / 2;
+            pending.push(mid..range.end);
+            pending.push(range.start..mid);
+            continue;
+        }
+        for (i, r) in range.zip(ran) {
+            results[i] = Some(r);
+        }
+    }
+    results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orfeas_pipeline::image::ImageLimits;
+    use orfeas_pipeline::shape::{GeneratedShape, InflateEngine, ShapeEngine, ShapeRequest};
+
+    /// The inflate engine on a device that holds at most `capacity` jobs at once.
+    #[derive(Debug)]
+    struct SmallDevice {
+        capacity: usize,
+    }
+
+    impl ShapeEngine for SmallDevice {
+        fn name(&self) -> &'static str {
+            "inflate"
+        }
+        fn generate(&self, batch: &[ShapeRequest<'_>]) -> Vec<Result<GeneratedShape, ShapeError>> {
+            if batch.len() > self.capacity {
+                return batch
+                    .iter()
+                    .map(|_| {
+                        Err(ShapeError::OutOfMemory {
+                            detail: format!("{} jobs", batch.len()),
+                        })
+                    })
+                    .collect();
+            }
+            InflateEngine.generate(batch)
+        }
+    }
+
+    fn work(n: usize) -> Vec<Work> {
+        let bytes = bytes::Bytes::from(
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/star.png"))
+                .expect("sample"),
+        );
+        let mut options = JobOptions::default();
+        options.shape.octree_resolution = 64;
+        (0..n)
+            .map(|i| Work {
+                job_id: JobId(uuid::Uuid::from_u128(i as u128 + 1)),
+                attempt: 1,
+                input: bytes.clone(),
+                options: options.clone(),
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oom_batch_is_split_until_it_fits() {
+        let pipeline = Arc::new(Pipeline::new(
+            Box::new(SmallDevice { capacity: 2 }),
+            ImageLimits::default(),
+        ));
+        let mut splits = Vec::new();
+        let ran = run_with_splits(pipeline, None, &work(7), Duration::from_secs(60), |n| {
+            splits.push(n)
+        })
+        .await;
+        assert_eq!(ran.len(), 7);
+        assert!(
+            ran.iter().all(|r| r.report.result.is_ok()),
+            "every job ran once it fitted"
+        );
+        assert!(ran.iter().all(|r| r.report.batch_size <= 2));
+        // 7 → 3 + 4; 3 → 1 + 2; 4 → 2 + 2.
+        splits.sort_unstable();
+        assert_eq!(splits, vec![3, 4, 7]);
+        assert!(
+            ran.iter()
+                .all(|r| r.stage_peak_bytes[Stage::ShapeGeneration.index()].is_some())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_never_fits_keeps_its_oom() {
+        let pipeline = Arc::new(Pipeline::new(
+            Box::new(SmallDevice { capacity: 0 }),
+            ImageLimits::default(),
+        ));
+        let mut splits = 0;
+        let ran = run_with_splits(pipeline, None, &work(2), Duration::from_secs(60), |_| {
+            splits += 1
+        })
+        .await;
+        assert_eq!(splits, 1);
+        assert!(ran.iter().all(Ran::is_oom));
     }
 }

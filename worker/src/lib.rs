@@ -1,6 +1,7 @@
-//! ORFEAS worker: `orfeas worker`. Consumes jobs with manual acks and a prefetch bound, pulls
-//! several messages into one pipeline batch, stores every requested mesh, writes the terminal
-//! state and the stage ledger in one guarded transaction, and only then acks.
+//! ORFEAS worker: `orfeas worker`. Consumes jobs with manual acks; the batch optimizer
+//! ([`optimizer`]) decides how many compatible jobs to pull into one pipeline batch. The worker
+//! stores every requested mesh, writes the terminal state and the stage ledger in one guarded
+//! transaction, and only then acks.
 //!
 //! Failures are classified in [`failure`]; transient ones go to a delayed retry queue with
 //! exponential backoff and jitter, permanent ones fail the job and dead-letter the message with
@@ -21,10 +22,11 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, Conf
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use object_store::{ObjectStore, ObjectStoreExt};
+use orfeas_pipeline::error::ShapeError;
 use orfeas_pipeline::image::ImageLimits;
 use orfeas_pipeline::shape::InflateEngine;
-use orfeas_pipeline::{JobOptions, MeshFormat, Pipeline, Stage};
-use orfeas_shared::db::{Db, JobEnd, StageRecord, StartOutcome};
+use orfeas_pipeline::{JobOptions, MeshFormat, Pipeline, PipelineError, Stage};
+use orfeas_shared::db::{Db, JobEnd, MemoryFigure, StageRecord, StartOutcome};
 use orfeas_shared::domain::{JobId, JobMessage, JobSpec};
 use orfeas_shared::heartbeat::{self, WorkerHeartbeat};
 use orfeas_shared::queue::{
@@ -36,6 +38,7 @@ use tracing::Instrument;
 
 use executor::{Ran, Work};
 use failure::{Failure, backoff_ms};
+use optimizer::{Decision, DeviceMemory, JobShape, Learned, MemoryModel, OptimizerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -57,6 +60,9 @@ pub struct Worker {
     device: String,
     current: Mutex<Vec<JobId>>,
     jobs_done: AtomicU64,
+    optimizer: OptimizerConfig,
+    model: Mutex<MemoryModel>,
+    last_decision: Mutex<Option<Decision>>,
 }
 
 /// Maps a validated job spec onto the pipeline's options.
@@ -86,10 +92,36 @@ impl Worker {
             Box::new(InflateEngine),
             ImageLimits::default(),
         ));
+        let device = "cpu".to_owned();
+        let learned = db.memory_model(&device).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "memory model not loaded; starting from the documented estimates");
+            Vec::new()
+        });
+        let model = MemoryModel::from_entries(learned.into_iter().map(|f| {
+            (
+                (
+                    f.engine,
+                    u32::try_from(f.resolution_bucket).unwrap_or(0),
+                    f.device,
+                ),
+                Learned {
+                    bytes_per_job: u64::try_from(f.bytes_per_job).unwrap_or(1),
+                    samples: u64::try_from(f.samples).unwrap_or(0),
+                },
+            )
+        }));
+        let optimizer = OptimizerConfig {
+            target_utilization: config.worker.target_utilization,
+            max_batch: config.worker.batch_size,
+            max_wait: Duration::from_millis(config.worker.batch_wait_ms),
+        };
         Ok(Arc::new(Worker {
             topology: Topology::new(&config.amqp.queue),
             id: config.worker_id(),
-            device: "cpu".into(),
+            device,
+            optimizer,
+            model: Mutex::new(model),
+            last_decision: Mutex::new(None),
             db,
             store,
             pipeline,
@@ -165,24 +197,22 @@ impl Worker {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         self.topology.declare(&channel).await?;
-        let consumer = queue::consume(
-            &channel,
-            &self.topology.jobs,
-            &self.id,
-            self.config.worker.prefetch,
-        )
-        .await?;
+        let consumer = queue::consume(&channel, &self.topology.jobs, &self.id, 1).await?;
         Ok((conn, channel, consumer))
     }
 
     /// Consumes until asked to stop (`None`) or the connection is lost (`Some(reason)`).
+    ///
+    /// After the first message of a batch arrives, the optimizer decides how many compatible
+    /// jobs (same engine and resolution) to run with it, from free memory, the learned per-job
+    /// figure and the queue depth. The consumer's prefetch is one; the rest of the batch is pulled,
+    /// so the worker holds unacked messages only for the batch it is about to run.
     async fn consume(
         &self,
         channel: &Channel,
         mut consumer: lapin::Consumer,
         rx: watch::Receiver<bool>,
     ) -> Option<String> {
-        let wait = Duration::from_millis(self.config.worker.batch_wait_ms);
         loop {
             let first = tokio::select! {
                 _ = wait_stop(rx.clone()) => return None,
@@ -193,21 +223,64 @@ impl Worker {
                 Some(Err(e)) => return Some(e.to_string()),
                 Some(Ok(d)) => d,
             };
+            let Some(shape) = message_shape(&first) else {
+                self.process_batch(channel, vec![first]).await;
+                continue;
+            };
+            let depth = match self.topology.depth(channel).await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("DEPTH ERR {e}");
+                    0
+                }
+            };
+            eprintln!("DEPTH {depth}");
+            let decision = self.decide(&shape, u64::from(depth) + 1).await;
+            if decision.batch_size == 0 {
+                let retries = queue::header_u32(&first.properties, RETRIES_HEADER);
+                let failure = Failure::permanent("insufficient_memory", decision.reasoning.clone());
+                self.dispose(channel, &first, None, retries, failure).await;
+                continue;
+            }
+            // The rest of the batch is pulled (basic.get), so the worker takes exactly the jobs it
+            // is about to run; the consumer itself holds at most one message.
             let mut batch = vec![first];
             let mut lost = None;
-            let until = tokio::time::Instant::now() + wait;
-            while batch.len() < self.config.worker.batch_size {
-                match tokio::time::timeout_at(until, consumer.next()).await {
-                    Ok(Some(Ok(d))) => batch.push(d),
-                    Ok(Some(Err(e))) => {
+            let until = tokio::time::Instant::now() + decision.wait;
+            while batch.len() < decision.batch_size {
+                let got = channel
+                    .basic_get(
+                        self.topology.jobs.as_str().into(),
+                        lapin::options::BasicGetOptions { no_ack: false },
+                    )
+                    .await;
+                match got {
+                    Ok(Some(m)) => {
+                        let d = m.delivery;
+                        if message_shape(&d).is_some_and(|s| s == shape) {
+                            batch.push(d);
+                        } else {
+                            // Never mixed into this batch: back to the queue, and the batch is
+                            // complete (the next one starts with it).
+                            let _ = d
+                                .nack(BasicNackOptions {
+                                    requeue: true,
+                                    ..BasicNackOptions::default()
+                                })
+                                .await;
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        if tokio::time::Instant::now() >= until {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(e) => {
                         lost = Some(e.to_string());
                         break;
                     }
-                    Ok(None) => {
-                        lost = Some("the consumer was closed".into());
-                        break;
-                    }
-                    Err(_) => break,
                 }
             }
             self.process_batch(channel, batch).await;
@@ -215,6 +288,27 @@ impl Worker {
                 return lost;
             }
         }
+    }
+
+    /// The optimizer's decision for the next batch, logged with its reasoning.
+    async fn decide(&self, shape: &MessageShape, waiting: u64) -> Decision {
+        let job = shape.job_shape();
+        let (per_job, source) = self.model.lock().await.estimate(&job, &self.device);
+        let memory = optimizer::system_memory().unwrap_or(DeviceMemory {
+            total_bytes: per_job.saturating_mul(self.optimizer.max_batch as u64 * 2),
+            free_bytes: per_job.saturating_mul(self.optimizer.max_batch as u64 * 2),
+        });
+        let d = optimizer::decide(&self.optimizer, memory, per_job, &source, waiting);
+        tracing::info!(
+            batch_size = d.batch_size,
+            engine = shape.engine,
+            octree_resolution = shape.octree_resolution,
+            "Dynamic batch size: {} (reasoning: {})",
+            d.batch_size,
+            d.reasoning
+        );
+        *self.last_decision.lock().await = Some(d.clone());
+        d
     }
 
     /// Takes a batch of deliveries to their terminal state and acks each.
@@ -244,14 +338,20 @@ impl Worker {
             .collect();
         *self.current.lock().await = work.iter().map(|w| w.job_id).collect();
         let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
-        let ran = executor::run_batch(
+        let shape = work.first().map(|w| MessageShape::of_options(&w.options));
+        let mut ooms = Vec::new();
+        let ran = executor::run_with_splits(
             self.pipeline.clone(),
-            self.db.clone(),
+            Some(self.db.clone()),
             &work,
             Duration::from_secs(self.config.worker.job_timeout_s),
+            |n| ooms.push(n),
         )
         .instrument(span)
         .await;
+        if let Some(shape) = &shape {
+            self.learn(shape, &ran, &ooms).await;
+        }
         for ((d, w, _, retries), r) in ready.into_iter().zip(ran) {
             let job = Some((w.job_id, w.attempt));
             match self.complete(&w, r).await {
@@ -320,8 +420,15 @@ impl Worker {
 
     /// Stores the outputs and commits success with the ledger rows.
     async fn complete(&self, w: &Work, ran: Ran) -> Result<(), Failure> {
+        let stages = self.stage_records(w, &ran);
         let output = match ran.report.result {
             Ok(o) => o,
+            Err(PipelineError::Shape(ShapeError::OutOfMemory { detail })) => {
+                return Err(Failure::permanent(
+                    "insufficient_memory",
+                    format!("the job does not fit on this worker's device even alone: {detail}"),
+                ));
+            }
             Err(_) if ran.timed_out => {
                 return Err(Failure::permanent(
                     "job_timeout",
@@ -343,12 +450,6 @@ impl Worker {
             .await?;
             formats.push(format);
         }
-        let stages = self.stage_records(
-            w,
-            &ran.report.timings,
-            &ran.stage_started,
-            ran.report.batch_size,
-        );
         let owned = self
             .db
             .finish(
@@ -366,25 +467,61 @@ impl Worker {
         Ok(())
     }
 
-    fn stage_records(
-        &self,
-        w: &Work,
-        timings: &orfeas_pipeline::StageTimings,
-        started: &[Option<chrono::DateTime<Utc>>; 5],
-        batch_size: usize,
-    ) -> Vec<StageRecord> {
-        timings
+    fn stage_records(&self, w: &Work, ran: &Ran) -> Vec<StageRecord> {
+        let batch_size = i32::try_from(ran.report.batch_size).unwrap_or(i32::MAX);
+        ran.report
+            .timings
             .iter()
             .map(|(stage, d): (Stage, Duration)| StageRecord {
                 stage,
                 attempt: w.attempt,
                 worker_id: self.id.clone(),
                 device: self.device.clone(),
-                batch_size: i32::try_from(batch_size).unwrap_or(i32::MAX),
-                started_at: started[stage.index()].unwrap_or_else(Utc::now),
+                batch_size,
+                started_at: ran.stage_started[stage.index()].unwrap_or_else(Utc::now),
                 duration_seconds: d.as_secs_f64(),
+                peak_memory_bytes: ran.stage_peak_bytes[stage.index()]
+                    .and_then(|b| i64::try_from(b).ok()),
             })
             .collect()
+    }
+
+    /// Feeds the batch's measured peaks (or its out-of-memory splits) to the memory model and
+    /// persists the figure.
+    async fn learn(&self, shape: &MessageShape, ran: &[Ran], ooms: &[usize]) {
+        let job = shape.job_shape();
+        let entry = {
+            let mut model = self.model.lock().await;
+            if let Some(&n) = ooms.iter().max() {
+                let budget = self
+                    .last_decision
+                    .lock()
+                    .await
+                    .as_ref()
+                    .map(|d| d.budget_bytes)
+                    .unwrap_or(0);
+                Some(model.after_oom(&job, &self.device, budget, n))
+            } else {
+                let peaks: Vec<u64> = ran.iter().filter_map(Ran::peak_per_job).collect();
+                peaks
+                    .iter()
+                    .max()
+                    .filter(|&&p| p > 0)
+                    .map(|&p| model.observe(&job, &self.device, p))
+            }
+        };
+        if let Some(((engine, bucket, device), learned)) = entry {
+            let figure = MemoryFigure {
+                engine,
+                resolution_bucket: i32::try_from(bucket).unwrap_or(i32::MAX),
+                device,
+                bytes_per_job: i64::try_from(learned.bytes_per_job).unwrap_or(i64::MAX),
+                samples: i64::try_from(learned.samples).unwrap_or(i64::MAX),
+            };
+            if let Err(e) = self.db.save_memory_figure(&figure).await {
+                tracing::debug!(error = %e, "memory figure not saved");
+            }
+        }
     }
 
     /// Applies a failure: cancel, fail + dead-letter, or delayed retry. Acks when the outcome is
@@ -576,6 +713,45 @@ impl Worker {
             tokio::time::sleep(every).await;
         }
     }
+}
+
+/// What the optimizer needs of a job, read from its queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageShape {
+    pub engine: &'static str,
+    pub octree_resolution: u32,
+    pub num_chunks: u32,
+    pub steps: u32,
+}
+
+impl MessageShape {
+    fn job_shape(&self) -> JobShape<'static> {
+        JobShape {
+            engine: self.engine,
+            octree_resolution: self.octree_resolution,
+            num_chunks: self.num_chunks,
+            steps: self.steps,
+        }
+    }
+
+    fn of_options(o: &JobOptions) -> MessageShape {
+        MessageShape {
+            engine: "inflate",
+            octree_resolution: o.shape.octree_resolution,
+            num_chunks: o.shape.num_chunks,
+            steps: o.shape.steps,
+        }
+    }
+}
+
+fn message_shape(d: &Delivery) -> Option<MessageShape> {
+    let msg: JobMessage = serde_json::from_slice(&d.data).ok()?;
+    Some(MessageShape {
+        engine: msg.engine.as_str(),
+        octree_resolution: msg.octree_resolution,
+        num_chunks: msg.num_chunks,
+        steps: msg.steps,
+    })
 }
 
 async fn wait_stop(mut rx: watch::Receiver<bool>) {

@@ -36,7 +36,9 @@ pub fn system_memory() -> std::io::Result<DeviceMemory> {
             total_bytes,
             free_bytes,
         }),
-        _ => Err(std::io::Error::other("MemTotal/MemAvailable missing from /proc/meminfo")),
+        _ => Err(std::io::Error::other(
+            "MemTotal/MemAvailable missing from /proc/meminfo",
+        )),
     }
 }
 
@@ -79,14 +81,20 @@ const EWMA: f64 = 0.3;
 const SAFETY: f64 = 1.2;
 
 impl MemoryModel {
-    pub fn from_entries(entries: impl IntoIterator<Item = ((String, u32, String), Learned)>) -> Self {
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = ((String, u32, String), Learned)>,
+    ) -> Self {
         MemoryModel {
             learned: entries.into_iter().collect(),
         }
     }
 
     fn key(shape: &JobShape<'_>, device: &str) -> (String, u32, String) {
-        (shape.engine.to_owned(), resolution_bucket(shape.octree_resolution), device.to_owned())
+        (
+            shape.engine.to_owned(),
+            resolution_bucket(shape.octree_resolution),
+            device.to_owned(),
+        )
     }
 
     /// Estimated peak bytes of one job, and where the figure comes from.
@@ -101,7 +109,12 @@ impl MemoryModel {
     }
 
     /// Folds in a measured per-job peak; returns the updated entry (to persist).
-    pub fn observe(&mut self, shape: &JobShape<'_>, device: &str, measured_bytes: u64) -> ((String, u32, String), Learned) {
+    pub fn observe(
+        &mut self,
+        shape: &JobShape<'_>,
+        device: &str,
+        measured_bytes: u64,
+    ) -> ((String, u32, String), Learned) {
         let key = Self::key(shape, device);
         let entry = self.learned.entry(key.clone()).or_insert(Learned {
             bytes_per_job: measured_bytes,
@@ -118,7 +131,13 @@ impl MemoryModel {
 
     /// After an out-of-memory failure of `batch` jobs that had `budget` bytes: 5 % more than
     /// budget / batch per job once head-room is added, so the same budget admits fewer.
-    pub fn after_oom(&mut self, shape: &JobShape<'_>, device: &str, budget: u64, batch: usize) -> ((String, u32, String), Learned) {
+    pub fn after_oom(
+        &mut self,
+        shape: &JobShape<'_>,
+        device: &str,
+        budget: u64,
+        batch: usize,
+    ) -> ((String, u32, String), Learned) {
         let key = Self::key(shape, device);
         let floor = ((budget / batch.max(1) as u64) as f64 * 1.05 / SAFETY).ceil() as u64;
         let entry = self.learned.entry(key.clone()).or_insert(Learned {
@@ -149,7 +168,8 @@ pub struct Decision {
     pub per_job_bytes: u64,
     pub fits: u64,
     pub waiting: u64,
-    /// How long to wait for the batch to fill: none when enough jobs already wait.
+    /// Longest wait for the batch's other jobs to arrive (collection ends as soon as it is
+    /// full); none for a batch of one, so a lone job is never held.
     pub wait: Duration,
     pub reasoning: String,
 }
@@ -172,7 +192,11 @@ pub fn decide(
     let budget = allowed.saturating_sub(used);
     let fits = budget / per_job_bytes.max(1);
     let batch_size = (fits.min(waiting.max(1)).min(cfg.max_batch as u64)) as usize;
-    let wait = if waiting >= batch_size as u64 { Duration::ZERO } else { cfg.max_wait };
+    let wait = if waiting >= batch_size as u64 {
+        Duration::ZERO
+    } else {
+        cfg.max_wait
+    };
     let reasoning = format!(
         "available {} MB of {} MB, target {:.0} % → budget {} MB; {} MB per job ({estimate_source}) → {fits} fit; {waiting} waiting; max {} → batch {batch_size}",
         mib(mem.free_bytes),
@@ -248,13 +272,20 @@ mod tests {
         // Busier device: 30 GiB free → budget 18 GiB → 2 fit.
         let d = decide(&cfg(), mem(80, 30), 7 * GIB, "test", 100);
         assert_eq!((d.fits, d.batch_size), (2, 2));
-        assert!(d.reasoning.contains("2 fit") && d.reasoning.contains("batch 2"), "{}", d.reasoning);
+        assert!(
+            d.reasoning.contains("2 fit") && d.reasoning.contains("batch 2"),
+            "{}",
+            d.reasoning
+        );
     }
 
     #[test]
     fn queue_depth_and_cap_bound_the_batch() {
         let d = decide(&cfg(), mem(80, 80), GIB, "test", 3);
-        assert_eq!(d.batch_size, 3, "no point waiting for jobs that are not there");
+        assert_eq!(
+            d.batch_size, 3,
+            "no point waiting for jobs that are not there"
+        );
         assert_eq!(d.wait, Duration::ZERO);
         let d = decide(&cfg(), mem(80, 80), GIB, "test", 1000);
         assert_eq!(d.batch_size, 8, "max_batch");
@@ -276,7 +307,12 @@ mod tests {
 
     #[test]
     fn the_model_learns_and_backs_off_after_oom() {
-        let shape = JobShape { engine: "inflate", octree_resolution: 250, num_chunks: 8000, steps: 50 };
+        let shape = JobShape {
+            engine: "inflate",
+            octree_resolution: 250,
+            num_chunks: 8000,
+            steps: 50,
+        };
         let mut m = MemoryModel::default();
         let (prior, src) = m.estimate(&shape, "cpu");
         assert_eq!(prior, prior_bytes(&shape));
@@ -288,7 +324,10 @@ mod tests {
         assert_eq!(est, ((130u64 << 20) as f64 * 1.2) as u64);
         assert!(src.contains("2 batches"));
         // Same bucket (256) shares the figure; another device does not.
-        let near = JobShape { octree_resolution: 256, ..shape };
+        let near = JobShape {
+            octree_resolution: 256,
+            ..shape
+        };
         assert_eq!(m.estimate(&near, "cpu").0, est);
         assert_eq!(m.estimate(&shape, "cuda:0").0, prior);
         // An OOM with 4 jobs in a 2 GiB budget: at least 512 MiB per job with head-room.
@@ -299,7 +338,16 @@ mod tests {
         let total = 10 * GIB;
         let allowed = (total as f64 * 0.85) as u64;
         let free = total - (allowed - 2 * GIB);
-        let d = decide(&cfg(), DeviceMemory { total_bytes: total, free_bytes: free }, after, "x", 100);
+        let d = decide(
+            &cfg(),
+            DeviceMemory {
+                total_bytes: total,
+                free_bytes: free,
+            },
+            after,
+            "x",
+            100,
+        );
         assert_eq!(d.budget_bytes, 2 * GIB);
         assert!(d.batch_size < 4, "{}", d.reasoning);
     }

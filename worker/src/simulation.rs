@@ -30,7 +30,10 @@ fn job_mem(r: u32) -> u64 {
 }
 
 fn batch_time(rs: &[u32]) -> f64 {
-    1.0 + rs.iter().map(|&r| 0.5 * (f64::from(r) / 256.0).powi(2)).sum::<f64>()
+    1.0 + rs
+        .iter()
+        .map(|&r| 0.5 * (f64::from(r) / 256.0).powi(2))
+        .sum::<f64>()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,7 +76,13 @@ pub fn arrivals(seed: u64, jobs: usize) -> Vec<(f64, u32)> {
         let burst = 1 + (rng.next() % 24) as usize;
         for i in 0..burst.min(jobs - out.len()) {
             let u = rng.unit();
-            let r = if u < 0.6 { 256 } else if u < 0.9 { 384 } else { 512 };
+            let r = if u < 0.6 {
+                256
+            } else if u < 0.9 {
+                384
+            } else {
+                512
+            };
             out.push((t + i as f64 * 0.01, r));
         }
     }
@@ -110,13 +119,26 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
             (vec![j], 1)
         } else {
             let head_r = queue[0].2;
-            let same: Vec<usize> = queue.iter().enumerate().filter(|(_, j)| j.2 == head_r).map(|(i, _)| i).collect();
+            let same: Vec<usize> = queue
+                .iter()
+                .enumerate()
+                .filter(|(_, j)| j.2 == head_r)
+                .map(|(i, _)| i)
+                .collect();
             let limit = match policy {
                 Policy::Fixed(n) => n,
                 Policy::Dynamic => {
-                    let shape = JobShape { engine: "hunyuan3d", octree_resolution: head_r, num_chunks: 8000, steps: 50 };
+                    let shape = JobShape {
+                        engine: "hunyuan3d",
+                        octree_resolution: head_r,
+                        num_chunks: 8000,
+                        steps: 50,
+                    };
                     let (per_job, src) = model.estimate(&shape, "sim");
-                    let mem = DeviceMemory { total_bytes: TOTAL, free_bytes: TOTAL - RESIDENT };
+                    let mem = DeviceMemory {
+                        total_bytes: TOTAL,
+                        free_bytes: TOTAL - RESIDENT,
+                    };
                     let d = optimizer::decide(&cfg, mem, per_job, &src, same.len() as u64);
                     d.batch_size.max(1)
                 }
@@ -147,7 +169,12 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
             match policy {
                 Policy::Fixed(_) => solo.extend(batch),
                 Policy::Dynamic => {
-                    let shape = JobShape { engine: "hunyuan3d", octree_resolution: rs[0], num_chunks: 8000, steps: 50 };
+                    let shape = JobShape {
+                        engine: "hunyuan3d",
+                        octree_resolution: rs[0],
+                        num_chunks: 8000,
+                        steps: 50,
+                    };
                     model.after_oom(&shape, "sim", TOTAL - RESIDENT, batch.len());
                     for j in batch.into_iter().rev() {
                         queue.push_front(j);
@@ -161,7 +188,12 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
         batches += 1;
         batched_jobs += batch.len();
         if let Policy::Dynamic = policy {
-            let shape = JobShape { engine: "hunyuan3d", octree_resolution: rs[0], num_chunks: 8000, steps: 50 };
+            let shape = JobShape {
+                engine: "hunyuan3d",
+                octree_resolution: rs[0],
+                num_chunks: 8000,
+                steps: 50,
+            };
             model.observe(&shape, "sim", job_mem(rs[0]));
         }
         for (id, _, _) in batch {
