@@ -257,6 +257,7 @@ pub async fn submit(
         }
     };
     state.queued.add_one();
+    state.metrics.jobs_submitted.inc();
     let msg = JobMessage::for_job(job.id, &job.spec);
     match state.publisher.publish_job(&msg).await {
         Ok(()) => {

@@ -50,9 +50,64 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
+        .route("/metrics", get(ops::metrics))
         .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Counts and times every request by route template, method and status.
+async fn record_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let m = &state.metrics;
+    m.http_duration
+        .with_label_values(&[route.as_str(), method.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    m.http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
+        .inc();
+    resp
+}
+
+/// Serves a registry's metrics on `/metrics` (the worker's endpoint; the API has its own route).
+pub async fn serve_metrics(
+    registry: prometheus::Registry,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let registry = registry.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    orfeas_shared::metrics::render(&registry),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Builds the state from configuration: checks the schema, opens the pools (lazily, so the API
@@ -81,6 +136,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         store,
         redis,
         queued: Arc::new(state::QueuedGauge::new(Duration::from_millis(500))),
+        metrics: Arc::new(orfeas_shared::metrics::ApiMetrics::new()),
         confirmed: {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(confirm_marker(db_for_marker, rx));

@@ -80,6 +80,40 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, 
     Ok(Json(WorkerList { workers }))
 }
 
+/// Prometheus metrics of this API process; gauges about the fleet are read at scrape time.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &state.metrics;
+    if let Ok(Ok(counts)) = tokio::time::timeout(CHECK_TIMEOUT, state.db.jobs_by_status()).await {
+        for status in ["queued", "running", "succeeded", "failed", "canceled"] {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s.as_str() == status)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
+            m.jobs_by_status.with_label_values(&[status]).set(n);
+            if status == "queued" {
+                m.queue_depth.set(n);
+            }
+        }
+    }
+    if let Some(mut conn) = state.redis.clone()
+        && let Ok(Ok(workers)) = tokio::time::timeout(
+            CHECK_TIMEOUT,
+            heartbeat::list(&mut conn, &state.config.redis.key_prefix),
+        )
+        .await
+    {
+        m.workers_live.set(workers.len() as i64);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        orfeas_shared::metrics::render(&m.registry),
+    )
+}
+
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "ORFEAS job API", description = "Image-to-3D jobs: submit, follow, download, cancel."),

@@ -20,6 +20,7 @@ pub struct AppState {
     pub queued: Arc<QueuedGauge>,
     /// Confirmed publications, marked in PostgreSQL in batches by [`crate::confirm_marker`].
     pub confirmed: tokio::sync::mpsc::UnboundedSender<orfeas_shared::domain::JobId>,
+    pub metrics: Arc<orfeas_shared::metrics::ApiMetrics>,
 }
 
 /// The number of queued jobs, refreshed from PostgreSQL at most every `max_age`, so the 429

@@ -86,6 +86,83 @@ async fn submit_run_and_download_every_format() {
 
     let (status, err) = api.get(&format!("/api/jobs/{id}/outputs/fbx")).await;
     assert_eq!(status, 404, "{err}");
+
+    // Both /metrics endpoints carry the run.
+    let api_metrics = api
+        .client
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
+    };
+    assert_eq!(value(&api_metrics, "orfeas_jobs_submitted_total"), 1.0);
+    assert_eq!(
+        value(&api_metrics, "orfeas_jobs{status=\"succeeded\"}"),
+        1.0
+    );
+    assert_eq!(value(&api_metrics, "orfeas_queue_depth"), 0.0);
+    assert_eq!(value(&api_metrics, "orfeas_workers_live"), 1.0);
+    assert!(
+        value(
+            &api_metrics,
+            "orfeas_http_requests_total{method=\"POST\",route=\"/api/jobs\",status=\"202\"}"
+        ) >= 1.0
+    );
+    let w = api
+        .client
+        .get(&worker.metrics_url)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        value(
+            &w,
+            "orfeas_jobs_finished_total{engine=\"inflate\",error_code=\"\",status=\"succeeded\"}"
+        ),
+        1.0
+    );
+    for stage in [
+        "image_loading",
+        "image_preprocessing",
+        "shape_generation",
+        "texture_synthesis",
+        "mesh_export",
+    ] {
+        let count = value(
+            &w,
+            &format!("orfeas_stage_duration_seconds_count{{engine=\"inflate\",stage=\"{stage}\"}}"),
+        );
+        assert_eq!(count, 1.0, "{stage}");
+        let sum = value(
+            &w,
+            &format!("orfeas_stage_duration_seconds_sum{{engine=\"inflate\",stage=\"{stage}\"}}"),
+        );
+        assert!(sum > 0.0 && sum < 30.0, "{stage}: {sum}");
+    }
+    assert_eq!(value(&w, "orfeas_batch_size_count"), 1.0);
+    assert_eq!(value(&w, "orfeas_queue_wait_seconds_count"), 1.0);
+    assert!(
+        value(
+            &w,
+            "orfeas_optimizer_decisions_total{engine=\"inflate\",outcome=\"batch\"}"
+        ) >= 1.0
+    );
+    assert!(value(&w, "orfeas_device_memory_total_bytes{device=\"cpu\"}") > 1e9);
+    assert!(value(&w, "orfeas_worker_heartbeats_total") >= 1.0);
+    assert_eq!(value(&w, "orfeas_jobs_in_flight"), 0.0);
+    assert_eq!(value(&w, "orfeas_worker_up"), 1.0);
     worker.stop().await;
     api.stop().await;
     env.cleanup().await;

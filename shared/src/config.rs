@@ -122,6 +122,8 @@ pub struct WorkerConfig {
     pub heartbeat_ttl_ms: u64,
     /// A job running longer fails with `job_timeout` (keep under RabbitMQ's consumer_timeout).
     pub job_timeout_s: u64,
+    /// Where `orfeas worker` serves `/metrics`; empty string: nowhere.
+    pub metrics_listen: String,
 }
 
 impl Default for DatabaseConfig {
@@ -183,6 +185,7 @@ impl Default for WorkerConfig {
             heartbeat_interval_ms: 2_000,
             heartbeat_ttl_ms: 10_000,
             job_timeout_s: 1_500,
+            metrics_listen: "127.0.0.1:9187".into(),
         }
     }
 }

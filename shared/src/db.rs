@@ -366,6 +366,15 @@ impl Db {
         rows.iter().map(job_from_row).collect()
     }
 
+    /// Number of jobs per status.
+    pub async fn jobs_by_status(&self) -> Result<Vec<(JobStatus, i64)>, DbError> {
+        Ok(
+            sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn count_queued(&self) -> Result<i64, DbError> {
         Ok(
             sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'")

@@ -21,6 +21,23 @@ pub struct WorkerHeartbeat {
     pub jobs_done: u64,
     pub started_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: u64,
+    /// Busy share of the device (0–1) over the last heartbeat interval.
+    pub utilization: f64,
+    /// The last samples, oldest first (for trends).
+    pub samples: Vec<DeviceSample>,
+    /// The batch optimizer's last decision and its reasoning.
+    pub batch_size: usize,
+    pub optimizer_reasoning: Option<String>,
+}
+
+/// One device reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceSample {
+    pub at: DateTime<Utc>,
+    pub memory_used_bytes: u64,
+    pub utilization: f64,
 }
 
 fn key(prefix: &str, id: &str) -> String {

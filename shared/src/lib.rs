@@ -14,3 +14,4 @@ pub use config::Config;
 pub use domain::{JobId, JobSpec, JobStatus};
 // The vocabulary that must match everywhere is defined once, in the pipeline.
 pub use orfeas_pipeline::{MeshFormat, Stage, image::BackgroundMode};
+pub mod metrics;

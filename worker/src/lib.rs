@@ -28,7 +28,8 @@ use orfeas_pipeline::shape::InflateEngine;
 use orfeas_pipeline::{JobOptions, MeshFormat, Pipeline, PipelineError, Stage};
 use orfeas_shared::db::{Db, JobEnd, MemoryFigure, StageRecord, StartOutcome};
 use orfeas_shared::domain::{JobId, JobMessage, JobSpec};
-use orfeas_shared::heartbeat::{self, WorkerHeartbeat};
+use orfeas_shared::heartbeat::{self, DeviceSample, WorkerHeartbeat};
+use orfeas_shared::metrics::WorkerMetrics;
 use orfeas_shared::queue::{
     self, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, RETRIES_HEADER, Topology,
 };
@@ -63,6 +64,7 @@ pub struct Worker {
     optimizer: OptimizerConfig,
     model: Mutex<MemoryModel>,
     last_decision: Mutex<Option<Decision>>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 /// Maps a validated job spec onto the pipeline's options.
@@ -122,6 +124,7 @@ impl Worker {
             optimizer,
             model: Mutex::new(model),
             last_decision: Mutex::new(None),
+            metrics: Arc::new(WorkerMetrics::new()),
             db,
             store,
             pipeline,
@@ -133,6 +136,15 @@ impl Worker {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// This worker's Prometheus metrics (served by `orfeas worker` on `worker.metrics_listen`).
+    pub fn metrics(&self) -> Arc<WorkerMetrics> {
+        self.metrics.clone()
+    }
+
+    fn engine(&self) -> &'static str {
+        self.pipeline.engine().name()
     }
 
     /// Runs until `shutdown` resolves; then finishes and acks the batch in hand and returns.
@@ -153,6 +165,7 @@ impl Worker {
                 Ok((conn, channel, consumer)) => {
                     backoff = Duration::from_millis(200);
                     tracing::info!(worker = %self.id, queue = %self.topology.jobs, "consuming");
+                    self.metrics.up.set(1.0);
                     let lost = self.consume(&channel, consumer, rx.clone()).await;
                     match lost {
                         None => {
@@ -181,6 +194,7 @@ impl Worker {
                 }
             }
         }
+        self.metrics.up.set(0.0);
         hb.abort();
         if let Ok(mut conn) = heartbeat::connect(&self.config.redis.url).await {
             let _ = heartbeat::remove(&mut conn, &self.config.redis.key_prefix, &self.id).await;
@@ -307,6 +321,22 @@ impl Worker {
             d.batch_size,
             d.reasoning
         );
+        let m = &self.metrics;
+        let outcome = if d.batch_size == 0 {
+            "does_not_fit"
+        } else {
+            "batch"
+        };
+        m.optimizer_decisions
+            .with_label_values(&[shape.engine, outcome])
+            .inc();
+        m.optimizer_batch_size.set(d.batch_size as i64);
+        m.optimizer_per_job_bytes
+            .with_label_values(&[
+                shape.engine,
+                &optimizer::resolution_bucket(shape.octree_resolution).to_string(),
+            ])
+            .set(i64::try_from(per_job).unwrap_or(i64::MAX));
         *self.last_decision.lock().await = Some(d.clone());
         d
     }
@@ -337,6 +367,7 @@ impl Worker {
             })
             .collect();
         *self.current.lock().await = work.iter().map(|w| w.job_id).collect();
+        self.metrics.in_flight.set(work.len() as i64);
         let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
         let shape = work.first().map(|w| MessageShape::of_options(&w.options));
         let mut ooms = Vec::new();
@@ -352,6 +383,8 @@ impl Worker {
         if let Some(shape) = &shape {
             self.learn(shape, &ran, &ooms).await;
         }
+        self.metrics.batch_size.observe(work.len() as f64);
+        self.metrics.oom_splits.inc_by(ooms.len() as u64);
         for ((d, w, _, retries), r) in ready.into_iter().zip(ran) {
             let job = Some((w.job_id, w.attempt));
             match self.complete(&w, r).await {
@@ -360,6 +393,7 @@ impl Worker {
             }
         }
         self.current.lock().await.clear();
+        self.metrics.in_flight.set(0);
     }
 
     /// Parses the message and starts an attempt. `Ok(None)`: nothing to do (already finished,
@@ -379,6 +413,10 @@ impl Worker {
             Err(e) => return Err((None, Failure::from(e))),
         };
         let started = Some((job.id, job.attempt));
+        if job.attempt == 1 {
+            let wait = (Utc::now() - job.created_at).to_std().unwrap_or_default();
+            self.metrics.queue_wait.observe(wait.as_secs_f64());
+        }
         if let Some(deadline) = job.spec.deadline
             && deadline < Utc::now()
         {
@@ -461,6 +499,17 @@ impl Worker {
             .await?;
         if owned {
             self.jobs_done.fetch_add(1, Ordering::Relaxed);
+            let engine = self.engine();
+            for s in &stages {
+                self.metrics
+                    .stage_duration
+                    .with_label_values(&[s.stage.as_str(), engine])
+                    .observe(s.duration_seconds);
+            }
+            self.metrics
+                .jobs_finished
+                .with_label_values(&["succeeded", "", engine])
+                .inc();
         } else {
             tracing::info!(job = %w.job_id, attempt = w.attempt, "another attempt owns the job; result dropped");
         }
@@ -572,6 +621,10 @@ impl Worker {
                         .await
                         .map_err(|e| e.to_string())?;
                     tracing::info!(job = %id, "canceled while running");
+                    self.metrics
+                        .jobs_finished
+                        .with_label_values(&["canceled", "canceled", self.engine()])
+                        .inc();
                 }
                 Ok(())
             }
@@ -679,27 +732,64 @@ impl Worker {
         .map_err(|e| e.to_string())
     }
 
+    /// Every interval: samples the device (memory, utilisation) into the metrics and writes
+    /// the heartbeat (with the last samples and the optimizer's last decision) to Redis.
     async fn heartbeat_loop(self: Arc<Self>) {
+        const SAMPLES: usize = 10;
         let started_at = Utc::now();
         let host = orfeas_shared::config::hostname_or_unknown();
         let mut conn = None;
+        let mut cpu = optimizer::CpuSampler::default();
+        let mut samples: std::collections::VecDeque<DeviceSample> =
+            std::collections::VecDeque::new();
         let every = Duration::from_millis(self.config.worker.heartbeat_interval_ms.max(100));
         loop {
+            let memory = optimizer::system_memory().unwrap_or(DeviceMemory {
+                total_bytes: 0,
+                free_bytes: 0,
+            });
+            let used = memory.total_bytes.saturating_sub(memory.free_bytes);
+            let utilization = cpu.sample().unwrap_or(0.0);
+            let m = &self.metrics;
+            m.memory_total
+                .with_label_values(&[self.device.as_str()])
+                .set(i64::try_from(memory.total_bytes).unwrap_or(i64::MAX));
+            m.memory_used
+                .with_label_values(&[self.device.as_str()])
+                .set(i64::try_from(used).unwrap_or(i64::MAX));
+            m.utilization
+                .with_label_values(&[self.device.as_str()])
+                .set(utilization);
+            samples.push_back(DeviceSample {
+                at: Utc::now(),
+                memory_used_bytes: used,
+                utilization,
+            });
+            while samples.len() > SAMPLES {
+                samples.pop_front();
+            }
             if conn.is_none() {
                 conn = heartbeat::connect(&self.config.redis.url).await.ok();
             }
             if let Some(c) = conn.as_mut() {
+                let decision = self.last_decision.lock().await.clone();
                 let hb = WorkerHeartbeat {
                     id: self.id.clone(),
                     host: host.clone(),
                     device: self.device.clone(),
-                    engine: self.pipeline.engine().name().to_owned(),
+                    engine: self.engine().to_owned(),
                     current_batch: self.current.lock().await.clone(),
                     jobs_done: self.jobs_done.load(Ordering::Relaxed),
                     started_at,
                     last_seen: Utc::now(),
+                    memory_total_bytes: memory.total_bytes,
+                    memory_used_bytes: used,
+                    utilization,
+                    samples: samples.iter().cloned().collect(),
+                    batch_size: decision.as_ref().map(|d| d.batch_size).unwrap_or(0),
+                    optimizer_reasoning: decision.map(|d| d.reasoning),
                 };
-                if let Err(e) = heartbeat::beat(
+                match heartbeat::beat(
                     c,
                     &self.config.redis.key_prefix,
                     &hb,
@@ -707,7 +797,8 @@ impl Worker {
                 )
                 .await
                 {
-                    tracing::debug!(error = %e, "heartbeat not written");
+                    Ok(()) => m.heartbeats.inc(),
+                    Err(e) => tracing::debug!(error = %e, "heartbeat not written"),
                 }
             }
             tokio::time::sleep(every).await;

@@ -242,6 +242,40 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// Busy share of the machine's CPUs between two reads of /proc/stat (the CPU "device"'s
+/// utilisation).
+#[derive(Debug, Default)]
+pub struct CpuSampler {
+    last: Option<(u64, u64)>,
+}
+
+impl CpuSampler {
+    fn read() -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = text.lines().next()?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if v.len() < 5 {
+            return None;
+        }
+        let total: u64 = v.iter().sum();
+        let idle = v[3] + v[4];
+        Some((total, idle))
+    }
+
+    /// Utilisation (0–1) since the previous call; `None` on the first call.
+    pub fn sample(&mut self) -> Option<f64> {
+        let now = Self::read()?;
+        let prev = self.last.replace(now)?;
+        let total = now.0.saturating_sub(prev.0);
+        let idle = now.1.saturating_sub(prev.1);
+        (total > 0).then(|| 1.0 - idle as f64 / total as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

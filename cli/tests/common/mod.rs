@@ -208,6 +208,9 @@ pub mod fleet {
             let worker = orfeas_worker::Worker::new(self.config.clone())
                 .await
                 .expect("worker starts");
+            let metrics = orfeas::serve::spawn_worker_metrics(&worker, "127.0.0.1:0")
+                .await
+                .expect("worker metrics");
             let (tx, rx) = oneshot::channel::<()>();
             let task = tokio::spawn(worker.run(async move {
                 let _ = rx.await;
@@ -215,6 +218,7 @@ pub mod fleet {
             InProcessWorker {
                 stop: Some(tx),
                 task: Some(task),
+                metrics_url: format!("http://{metrics}/metrics"),
             }
         }
 
@@ -394,6 +398,7 @@ pub mod fleet {
     pub struct InProcessWorker {
         stop: Option<oneshot::Sender<()>>,
         task: Option<tokio::task::JoinHandle<()>>,
+        pub metrics_url: String,
     }
 
     impl InProcessWorker {
