@@ -4,6 +4,7 @@
 pub mod error;
 pub mod jobs;
 pub mod ops;
+pub mod performance;
 pub mod state;
 pub mod views;
 
@@ -47,6 +48,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/outputs/{format}", get(jobs::get_output))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/workers", get(ops::workers))
+        .route("/api/performance/summary", get(performance::summary))
+        .route(
+            "/api/performance/recommendations",
+            get(performance::recommendations),
+        )
+        .route("/api/gpu/status", get(performance::gpu_status))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))

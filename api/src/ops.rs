@@ -119,9 +119,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     info(title = "ORFEAS job API", description = "Image-to-3D jobs: submit, follow, download, cancel."),
     paths(
         crate::jobs::submit, crate::jobs::get_job, crate::jobs::list_jobs,
-        crate::jobs::get_output, crate::jobs::cancel, healthz, readyz, workers
+        crate::jobs::get_output, crate::jobs::cancel, healthz, readyz, workers,
+        crate::performance::summary, crate::performance::recommendations, crate::performance::gpu_status
     ),
-    tags((name = "jobs"), (name = "ops"))
+    tags((name = "jobs"), (name = "ops"), (name = "performance"))
 )]
 pub struct ApiDoc;
 

@@ -15,3 +15,4 @@ pub use domain::{JobId, JobSpec, JobStatus};
 // The vocabulary that must match everywhere is defined once, in the pipeline.
 pub use orfeas_pipeline::{MeshFormat, Stage, image::BackgroundMode};
 pub mod metrics;
+pub mod performance;

@@ -1,0 +1,215 @@
+//! The operator endpoints over a crafted ledger in the real PostgreSQL, and the GPU status from
+//! a live worker's heartbeats in the real Redis.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::fleet::TestEnv;
+use orfeas_shared::domain::{JobId, JobOptionsInput};
+
+/// Inserts a finished job: `stages` seconds per stage (in order), waiting `wait` s in the queue.
+async fn craft(
+    pool: &sqlx::PgPool,
+    status: &str,
+    code: Option<&str>,
+    resolution: u32,
+    wait: f64,
+    stages: [f64; 5],
+) {
+    let spec = JobOptionsInput {
+        octree_resolution: Some(resolution),
+        ..Default::default()
+    }
+    .validate(Utc::now())
+    .expect("spec");
+    let id = JobId::new();
+    let total: f64 = stages.iter().sum();
+    sqlx::query(
+        "INSERT INTO jobs (id, status, engine, spec, input_key, input_bytes, attempt, error_code, \
+         created_at, started_at, finished_at, enqueued_at) \
+         VALUES ($1, $2::job_status, 'inflate', $3, 'inputs/x', 1000, 1, $4, \
+         now() - make_interval(secs => $5 + $6), now() - make_interval(secs => $6), now(), now())",
+    )
+    .bind(id.0)
+    .bind(status)
+    .bind(serde_json::to_value(&spec).expect("json"))
+    .bind(code)
+    .bind(wait)
+    .bind(total)
+    .execute(pool)
+    .await
+    .expect("job row");
+    if status != "succeeded" {
+        return;
+    }
+    let names = [
+        "image_loading",
+        "image_preprocessing",
+        "shape_generation",
+        "texture_synthesis",
+        "mesh_export",
+    ];
+    for (stage, secs) in names.iter().zip(stages) {
+        sqlx::query(
+            "INSERT INTO stage_timings (job_id, stage, attempt, worker_id, device, batch_size, started_at, \
+             duration_seconds) VALUES ($1, $2::pipeline_stage, 1, 'w1', 'cpu', 2, now(), $3)",
+        )
+        .bind(id.0)
+        .bind(*stage)
+        .bind(secs)
+        .execute(pool)
+        .await
+        .expect("stage row");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn summary_recommendations_and_gpu_status() {
+    let env = TestEnv::new("operator").await;
+    let db = env.db();
+    // Ten pipelines of 10 s (shape_generation 6 s = 60 %) that each waited 80 s, at resolution
+    // 512; two failures without foreground.
+    for i in 0..10 {
+        let jitter = f64::from(i) * 0.1;
+        craft(
+            db.pool(),
+            "succeeded",
+            None,
+            512,
+            80.0,
+            [0.5, 1.0, 6.0 + jitter, 1.5, 1.0 - jitter / 2.0],
+        )
+        .await;
+    }
+    craft(
+        db.pool(),
+        "failed",
+        Some("no_foreground"),
+        256,
+        1.0,
+        [0.0; 5],
+    )
+    .await;
+    craft(
+        db.pool(),
+        "failed",
+        Some("no_foreground"),
+        256,
+        1.0,
+        [0.0; 5],
+    )
+    .await;
+
+    let api = env.start_api().await;
+    let (status, s) = api.get("/api/performance/summary?window=1h").await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["pipelines"], 10);
+    assert_eq!(s["failed"], 2);
+    assert_eq!(s["failures"][0][0], "no_foreground");
+    let avg = s["duration"]["average_seconds"].as_f64().expect("avg");
+    assert!((avg - 10.225).abs() < 0.01, "{avg}");
+    let p95 = s["duration"]["p95_seconds"].as_f64().expect("p95");
+    assert!(p95 > avg, "{p95}");
+    assert!(
+        (s["queue_wait"]["average_seconds"].as_f64().expect("wait") - 80.0).abs() < 1.0,
+        "{s}"
+    );
+    let shape = s["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|x| x["stage"] == "shape_generation")
+        .expect("shape");
+    let share = shape["share_percent"].as_f64().expect("share");
+    assert!((share - 63.1).abs() < 0.5, "{share}");
+    assert_eq!(s["bottlenecks"][0]["stage"], "shape_generation");
+    assert_eq!(s["bottlenecks"][0]["severity"], "critical");
+    assert_eq!(s["average_batch_size"], 2.0);
+    assert_eq!(s["average_octree_resolution"], 512.0);
+    assert_eq!(
+        api.get("/api/performance/summary?window=forever").await.0,
+        400
+    );
+
+    let (status, r) = api.get("/api/performance/recommendations?window=1h").await;
+    assert_eq!(status, 200, "{r}");
+    let ids: Vec<&str> = r["recommendations"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|x| x["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"add_workers")
+            && ids.contains(&"lower_resolution")
+            && ids.contains(&"failing_inputs"),
+        "{ids:?}"
+    );
+    assert_eq!(ids[0], "add_workers", "critical first");
+    let add = &r["recommendations"][0];
+    assert!(
+        (add["evidence"]["average_queue_wait_seconds"]
+            .as_f64()
+            .expect("evidence")
+            - 80.0)
+            .abs()
+            < 1.0
+    );
+    // An empty window advises nothing.
+    let env2 = TestEnv::new("operator_empty").await;
+    let api2 = env2.start_api().await;
+    let (_, empty) = api2.get("/api/performance/recommendations").await;
+    assert_eq!(
+        empty["recommendations"].as_array().map(Vec::len),
+        Some(0),
+        "{empty}"
+    );
+    let (_, nothing) = api2.get("/api/performance/summary").await;
+    assert_eq!(nothing["pipelines"], 0);
+    api2.stop().await;
+    env2.cleanup().await;
+
+    // GPU status: one live worker with device samples.
+    let worker = env.start_worker().await;
+    let mut g = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (status, body) = api.get("/api/gpu/status").await;
+        assert_eq!(status, 200, "{body}");
+        if body["devices"][0]["memory_total_bytes"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
+            g = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(g["fleet"]["workers"], 1, "{g}");
+    let d = &g["devices"][0];
+    assert_eq!(d["device"], "cpu");
+    assert!(d["memory_used_percent"].as_f64().expect("pct") > 0.0);
+    assert!(["rising", "stable", "falling"].contains(&d["trend"].as_str().expect("trend")));
+    assert!(
+        g["fleet"]["memory_total_bytes"].as_u64().expect("total")
+            >= d["memory_total_bytes"].as_u64().expect("d")
+    );
+
+    let (_, spec) = api.get("/openapi.json").await;
+    for path in [
+        "/api/performance/summary",
+        "/api/performance/recommendations",
+        "/api/gpu/status",
+    ] {
+        let op = &spec["paths"][path]["get"];
+        assert!(
+            op["responses"]["200"]["content"]["application/json"]["example"].is_object(),
+            "{path} has an example"
+        );
+    }
+    worker.stop().await;
+    api.stop().await;
+    env.cleanup().await;
+}
