@@ -85,7 +85,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 step "cargo test (release profile: one build serves the binary, the tests and the benchmarks)"
 log="$(mktemp)"
 trap 'kill "$s3pid" 2>/dev/null || true; rm -rf "$log" "$s3root" "$s3root.log"' EXIT
-cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log"
+status=0
+cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
