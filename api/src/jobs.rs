@@ -243,6 +243,7 @@ pub async fn submit(
         input_bytes,
         idempotency_key,
         request_hash,
+        trace_context: orfeas_shared::telemetry::inject(&tracing::Span::current()),
     };
     let job = match state.db.insert_job(&new).await {
         Ok(InsertOutcome::Created(job)) => job,
@@ -259,7 +260,7 @@ pub async fn submit(
     state.queued.add_one();
     state.metrics.jobs_submitted.inc();
     let msg = JobMessage::for_job(job.id, &job.spec);
-    match state.publisher.publish_job(&msg).await {
+    match state.publisher.publish_job(&msg, &new.trace_context).await {
         Ok(()) => {
             let _ = state.confirmed.send(job.id);
         }

@@ -63,7 +63,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             record_request,
         ))
-        .layer(TraceLayer::new_for_http())
+        // At info level, so the request span is recorded and starts the job's trace.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(
+                tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
+            ),
+        )
         .with_state(state)
 }
 
@@ -178,9 +183,13 @@ pub async fn outbox_relay(state: AppState) {
                 continue;
             }
         };
-        for msg in pending {
-            let job_id = msg.job_id;
-            match state.publisher.publish_job(&msg).await {
+        for entry in pending {
+            let job_id = entry.message.job_id;
+            match state
+                .publisher
+                .publish_job(&entry.message, &entry.trace_context)
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(job = %job_id, "outbox: published");
                     let _ = state.confirmed.send(job_id);

@@ -144,10 +144,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
     let pipeline = Pipeline::new(engine(args.engine), limits);
     let items: Vec<BatchItem<'_>> = inputs
         .iter()
-        .map(|bytes| BatchItem {
-            bytes,
-            options: &opts,
-        })
+        .map(|bytes| BatchItem::new(bytes, &opts))
         .collect();
 
     let multi = MultiProgress::with_draw_target(if args.quiet {

@@ -25,8 +25,14 @@ enum Command {
     Migrate(ConfigArgs),
 }
 
-fn run_service(args: &ConfigArgs, what: fn(orfeas_shared::Config) -> ServiceFuture) -> ExitCode {
+fn run_service(
+    args: &ConfigArgs,
+    service: &'static str,
+    what: fn(orfeas_shared::Config) -> ServiceFuture,
+) -> ExitCode {
     let result = args.load().and_then(|config| {
+        // Logs to stderr; spans to the configured OTLP collector, if any. Flushed on exit.
+        let _telemetry = orfeas_shared::telemetry::init(service, &config.telemetry.otlp_endpoint);
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -44,20 +50,16 @@ fn run_service(args: &ConfigArgs, what: fn(orfeas_shared::Config) -> ServiceFutu
 type ServiceFuture = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Api(args) => run_service(&args, |c| Box::pin(serve::api(c))),
-        Command::Worker(args) => run_service(&args, |c| Box::pin(serve::worker(c))),
-        Command::Migrate(args) => {
-            run_service(&args, |c| Box::pin(async move { serve::migrate(&c).await }))
+        Command::Api(args) => run_service(&args, "orfeas-api", |c| Box::pin(serve::api(c))),
+        Command::Worker(args) => {
+            run_service(&args, "orfeas-worker", |c| Box::pin(serve::worker(c)))
         }
-        Command::Generate(args) => match generate::run(&args) {
+        Command::Migrate(args) => run_service(&args, "orfeas-migrate", |c| {
+            Box::pin(async move { serve::migrate(&c).await })
+        }),
+        Command::Generate(args) => match run_generate(&args) {
             Ok(summary) => {
                 let mut text = String::new();
                 for path in &summary.written {
@@ -81,6 +83,16 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn run_generate(args: &GenerateArgs) -> anyhow::Result<generate::GenerateSummary> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    generate::run(args)
 }
 
 #[allow(clippy::print_stdout)]

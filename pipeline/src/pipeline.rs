@@ -46,6 +46,24 @@ impl Default for JobOptions {
 pub struct BatchItem<'a> {
     pub bytes: &'a [u8],
     pub options: &'a JobOptions,
+    /// The span this item's stage spans hang under (the worker's job span, so every job has its
+    /// own trace); by default the span current when the item was made.
+    pub parent: tracing::Span,
+}
+
+impl<'a> BatchItem<'a> {
+    pub fn new(bytes: &'a [u8], options: &'a JobOptions) -> Self {
+        BatchItem {
+            bytes,
+            options,
+            parent: tracing::Span::current(),
+        }
+    }
+
+    pub fn with_parent(mut self, parent: tracing::Span) -> Self {
+        self.parent = parent;
+        self
+    }
 }
 
 /// Facts about the produced mesh.
@@ -103,6 +121,7 @@ pub struct Pipeline {
 fn timed<T>(
     idx: usize,
     stage: Stage,
+    parent: &tracing::Span,
     progress: &mut dyn ProgressObserver,
     timings: &mut [StageTimings],
     f: impl FnOnce() -> Result<T, PipelineError>,
@@ -111,7 +130,7 @@ fn timed<T>(
         return Err(PipelineError::Canceled { stage });
     }
     progress.stage_started(idx, stage);
-    let span = stage.span();
+    let span = stage.span_in(parent);
     let start = Instant::now();
     let result = span.in_scope(f);
     let elapsed = start.elapsed();
@@ -146,12 +165,18 @@ impl Pipeline {
             .iter()
             .enumerate()
             .map(|(idx, item)| {
-                let img = timed(idx, Stage::ImageLoading, progress, &mut timings, || {
-                    Ok(load_image(item.bytes, &self.limits)?)
-                })?;
+                let img = timed(
+                    idx,
+                    Stage::ImageLoading,
+                    &item.parent,
+                    progress,
+                    &mut timings,
+                    || Ok(load_image(item.bytes, &self.limits)?),
+                )?;
                 timed(
                     idx,
                     Stage::ImagePreprocessing,
+                    &item.parent,
                     progress,
                     &mut timings,
                     || Ok(preprocess(&img, &item.options.preprocess)?),
@@ -174,22 +199,33 @@ impl Pipeline {
         let batch_size = live.len();
         let mut shapes: Vec<Option<Result<GeneratedShape, ShapeError>>> = vec![None; items.len()];
         if !live.is_empty() {
+            // One engine call for the batch, but a `shape_generation` span per job (under that
+            // job's parent), so each job's trace shows the stage and the engine's sub-steps.
+            let engine = self.engine.name();
+            let spans: Vec<tracing::Span> = live
+                .iter()
+                .map(|&i| Stage::ShapeGeneration.span_in(&items[i].parent))
+                .collect();
+            for s in &spans {
+                s.record("engine", engine);
+                s.record("batch_size", batch_size);
+            }
             let requests: Vec<ShapeRequest<'_>> = live
                 .iter()
-                .filter_map(|&i| {
+                .zip(&spans)
+                .filter_map(|(&i, span)| {
                     prepared[i].as_ref().ok().map(|image| ShapeRequest {
                         image,
                         options: &items[i].options.shape,
+                        span: span.clone(),
                     })
                 })
                 .collect();
             for &i in &live {
                 progress.stage_started(i, Stage::ShapeGeneration);
             }
-            let span =
-                tracing::info_span!("shape_generation", engine = self.engine.name(), batch_size);
             let start = Instant::now();
-            let results = span.in_scope(|| {
+            let results = {
                 let mut raw = self.engine.generate(&requests);
                 raw.resize_with(requests.len(), || {
                     Err(ShapeError::Engine {
@@ -210,7 +246,8 @@ impl Pipeline {
                         Ok(GeneratedShape { mesh, ..shape })
                     })
                     .collect::<Vec<_>>()
-            });
+            };
+            drop(spans);
             let elapsed = start.elapsed();
             for (result, &i) in results.into_iter().zip(&live) {
                 timings[i].record(Stage::ShapeGeneration, elapsed);
@@ -236,18 +273,32 @@ impl Pipeline {
                         })
                         .map_err(PipelineError::from)?;
                     if opts.texture {
-                        timed(idx, Stage::TextureSynthesis, progress, &mut timings, || {
-                            colorize(&mut shape.mesh, &image, &shape.frame);
-                            Ok(())
-                        })?;
+                        timed(
+                            idx,
+                            Stage::TextureSynthesis,
+                            &items[idx].parent,
+                            progress,
+                            &mut timings,
+                            || {
+                                colorize(&mut shape.mesh, &image, &shape.frame);
+                                Ok(())
+                            },
+                        )?;
                     }
                     let mesh = &shape.mesh;
-                    let files = timed(idx, Stage::MeshExport, progress, &mut timings, || {
-                        opts.formats
-                            .iter()
-                            .map(|&format| Ok((format, export_mesh(mesh, format)?)))
-                            .collect::<Result<Vec<_>, PipelineError>>()
-                    })?;
+                    let files = timed(
+                        idx,
+                        Stage::MeshExport,
+                        &items[idx].parent,
+                        progress,
+                        &mut timings,
+                        || {
+                            opts.formats
+                                .iter()
+                                .map(|&format| Ok((format, export_mesh(mesh, format)?)))
+                                .collect::<Result<Vec<_>, PipelineError>>()
+                        },
+                    )?;
                     Ok(ItemOutput {
                         files,
                         stats: MeshStats {

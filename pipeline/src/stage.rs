@@ -43,14 +43,25 @@ impl Stage {
         self as usize
     }
 
-    /// A tracing span named exactly after the stage.
+    /// A tracing span named exactly after the stage, child of the current span.
     pub fn span(self) -> tracing::Span {
+        self.span_in(&tracing::Span::current())
+    }
+
+    /// A tracing span named exactly after the stage, child of `parent` (fields `engine` and
+    /// `batch_size` are filled in by `shape_generation`).
+    pub fn span_in(self, parent: &tracing::Span) -> tracing::Span {
         match self {
-            Stage::ImageLoading => tracing::info_span!("image_loading"),
-            Stage::ImagePreprocessing => tracing::info_span!("image_preprocessing"),
-            Stage::ShapeGeneration => tracing::info_span!("shape_generation"),
-            Stage::TextureSynthesis => tracing::info_span!("texture_synthesis"),
-            Stage::MeshExport => tracing::info_span!("mesh_export"),
+            Stage::ImageLoading => tracing::info_span!(parent: parent, "image_loading"),
+            Stage::ImagePreprocessing => tracing::info_span!(parent: parent, "image_preprocessing"),
+            Stage::ShapeGeneration => tracing::info_span!(
+                parent: parent,
+                "shape_generation",
+                engine = tracing::field::Empty,
+                batch_size = tracing::field::Empty
+            ),
+            Stage::TextureSynthesis => tracing::info_span!(parent: parent, "texture_synthesis"),
+            Stage::MeshExport => tracing::info_span!(parent: parent, "mesh_export"),
         }
     }
 }

@@ -29,16 +29,7 @@ fn a_canceled_item_stops_at_the_next_stage_boundary() {
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/star.png")).expect("sample");
     let opts = JobOptions::default();
     let pipeline = Pipeline::new(Box::new(InflateEngine), ImageLimits::default());
-    let items = [
-        BatchItem {
-            bytes: &bytes,
-            options: &opts,
-        },
-        BatchItem {
-            bytes: &bytes,
-            options: &opts,
-        },
-    ];
+    let items = [BatchItem::new(&bytes, &opts), BatchItem::new(&bytes, &opts)];
     for (after, next) in [
         (Stage::ImageLoading, Stage::ImagePreprocessing),
         (Stage::ImagePreprocessing, Stage::ShapeGeneration),

@@ -38,10 +38,7 @@ fn inflate(img: &PreprocessedImage, resolution: u32) -> Mesh {
         octree_resolution: resolution,
         ..ShapeOptions::default()
     };
-    let mut out = InflateEngine.generate(&[ShapeRequest {
-        image: img,
-        options: &options,
-    }]);
+    let mut out = InflateEngine.generate(&[ShapeRequest::new(img, &options)]);
     out.pop().expect("one result").expect("inflates").mesh
 }
 
@@ -202,10 +199,7 @@ fn resolution_outside_range_is_a_typed_error() {
             octree_resolution: bad,
             ..ShapeOptions::default()
         };
-        let r = InflateEngine.generate(&[ShapeRequest {
-            image: &img,
-            options: &options,
-        }]);
+        let r = InflateEngine.generate(&[ShapeRequest::new(&img, &options)]);
         let err = r
             .into_iter()
             .next()

@@ -188,13 +188,7 @@ fn bad_inputs_get_their_own_typed_errors_quickly() {
     for (name, bytes, code) in cases.iter().filter(|c| !c.2.is_empty()) {
         let start = Instant::now();
         let report = pipeline
-            .run_batch(
-                &[BatchItem {
-                    bytes,
-                    options: &opts,
-                }],
-                &mut NoProgress,
-            )
+            .run_batch(&[BatchItem::new(bytes, &opts)], &mut NoProgress)
             .pop()
             .expect("one report");
         let elapsed = start.elapsed();
@@ -215,10 +209,7 @@ fn bad_inputs_get_their_own_typed_errors_quickly() {
     // All of them in one batch: the good image still succeeds.
     let items: Vec<BatchItem<'_>> = cases
         .iter()
-        .map(|(_, b, _)| BatchItem {
-            bytes: b,
-            options: &opts,
-        })
+        .map(|(_, b, _)| BatchItem::new(b, &opts))
         .collect();
     let reports = pipeline.run_batch(&items, &mut NoProgress);
     for ((name, _, code), report) in cases.iter().zip(&reports) {

@@ -39,15 +39,10 @@ fn stages_and_sub_steps_have_their_spans() {
     let opts = JobOptions::default();
     let pipeline = Pipeline::new(Box::new(InflateEngine), ImageLimits::default());
     let reports = tracing::subscriber::with_default(subscriber, || {
+        // Each item under its own parent (as the worker's job spans), one engine batch.
         let items = [
-            BatchItem {
-                bytes: &bytes,
-                options: &opts,
-            },
-            BatchItem {
-                bytes: &bytes,
-                options: &opts,
-            },
+            BatchItem::new(&bytes, &opts).with_parent(tracing::info_span!("job_a")),
+            BatchItem::new(&bytes, &opts).with_parent(tracing::info_span!("job_b")),
         ];
         pipeline.run_batch(&items, &mut NoProgress)
     });
@@ -55,12 +50,18 @@ fn stages_and_sub_steps_have_their_spans() {
     let spans = recorder.0.lock().expect("lock").clone();
     let count = |name: &str| spans.iter().filter(|(n, _)| n == name).count();
     for stage in Stage::ALL {
-        let expected = if stage == Stage::ShapeGeneration {
-            1
-        } else {
-            2
-        };
-        assert_eq!(count(stage.as_str()), expected, "{stage}: {spans:?}");
+        assert_eq!(
+            count(stage.as_str()),
+            2,
+            "{stage} once per image: {spans:?}"
+        );
+        for job in ["job_a", "job_b"] {
+            let under = spans
+                .iter()
+                .filter(|(n, p)| n == stage.as_str() && p.as_deref() == Some(job))
+                .count();
+            assert_eq!(under, 1, "{stage} under {job}: {spans:?}");
+        }
         for r in &reports {
             assert!(r.timings.get(stage).is_some(), "{stage} timed");
         }

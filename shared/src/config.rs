@@ -29,6 +29,15 @@ pub struct Config {
     pub storage: StorageConfig,
     pub api: ApiConfig,
     pub worker: WorkerConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Span export; off unless an endpoint is set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; empty: no export.
+    pub otlp_endpoint: String,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -325,6 +334,7 @@ impl fmt::Debug for Config {
             .field("storage", &self.storage)
             .field("api.listen", &self.api.listen)
             .field("worker.id", &self.worker.id)
+            .field("telemetry.otlp_endpoint", &self.telemetry.otlp_endpoint)
             .finish_non_exhaustive()
     }
 }

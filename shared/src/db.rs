@@ -84,6 +84,13 @@ pub struct MemoryFigure {
     pub samples: i64,
 }
 
+/// A job waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub message: JobMessage,
+    pub trace_context: std::collections::HashMap<String, String>,
+}
+
 /// A job to insert.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -93,6 +100,8 @@ pub struct NewJob {
     pub input_bytes: i64,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
+    /// W3C trace context (`traceparent`, `tracestate`) of the accepting request.
+    pub trace_context: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -250,7 +259,8 @@ impl Db {
             serde_json::to_value(&job.spec).map_err(|e| DbError::Corrupt(job.id, e.to_string()))?;
         let inserted = sqlx::query(concat!(
             "INSERT INTO jobs (id, engine, spec, input_key, input_bytes, priority, deadline, \
-             idempotency_key, request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             idempotency_key, request_hash, trace_context) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
             job_columns!()
         ))
@@ -263,6 +273,7 @@ impl Db {
         .bind(job.spec.deadline)
         .bind(&job.idempotency_key)
         .bind(&job.request_hash)
+        .bind(serde_json::to_value(&job.trace_context).unwrap_or_default())
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = inserted {
@@ -308,14 +319,15 @@ impl Db {
         Ok(())
     }
 
-    /// Queued jobs whose message the queue has not confirmed, oldest first, as messages.
+    /// Queued jobs whose message the queue has not confirmed, oldest first, as messages with
+    /// the trace context of the request that accepted them.
     pub async fn outbox(
         &self,
         older_than: Duration,
         limit: i64,
-    ) -> Result<Vec<JobMessage>, DbError> {
+    ) -> Result<Vec<OutboxEntry>, DbError> {
         let rows = sqlx::query(
-            "SELECT id, spec FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
+            "SELECT id, spec, trace_context FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
              AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
         )
         .bind(older_than.as_secs_f64())
@@ -328,7 +340,11 @@ impl Db {
                 let spec: serde_json::Value = r.try_get("spec")?;
                 let spec: JobSpec = serde_json::from_value(spec)
                     .map_err(|e| DbError::Corrupt(id, e.to_string()))?;
-                Ok(JobMessage::for_job(id, &spec))
+                let trace: serde_json::Value = r.try_get("trace_context")?;
+                Ok(OutboxEntry {
+                    message: JobMessage::for_job(id, &spec),
+                    trace_context: serde_json::from_value(trace).unwrap_or_default(),
+                })
             })
             .collect()
     }

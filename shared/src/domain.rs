@@ -271,7 +271,8 @@ impl JobOptionsInput {
 }
 
 /// The message a job travels as on the queue. Besides the id it carries what the worker's batch
-/// optimizer needs to size and group a batch before touching the database.
+/// optimizer needs to size and group a batch before touching the database. The trace context
+/// travels in the message headers, not here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub job_id: JobId,

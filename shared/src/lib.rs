@@ -16,3 +16,4 @@ pub use domain::{JobId, JobSpec, JobStatus};
 pub use orfeas_pipeline::{MeshFormat, Stage, image::BackgroundMode};
 pub mod metrics;
 pub mod performance;
+pub mod telemetry;

@@ -181,8 +181,16 @@ impl Publisher {
     /// Publishes a job message persistently and waits for the confirm (bounded by a timeout).
     /// The lock is held only to fetch or reopen the channel, so concurrent requests publish on
     /// the same channel and wait for their confirms in parallel.
-    pub async fn publish_job(&self, msg: &JobMessage) -> Result<(), QueueError> {
+    pub async fn publish_job(
+        &self,
+        msg: &JobMessage,
+        trace: &std::collections::HashMap<String, String>,
+    ) -> Result<(), QueueError> {
         let payload = serde_json::to_vec(msg)?;
+        let mut headers = FieldTable::default();
+        for (k, v) in trace {
+            headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+        }
         let attempt = async {
             let ch = {
                 let mut state = self.state.lock().await;
@@ -192,7 +200,7 @@ impl Publisher {
                 &ch,
                 &self.topology.jobs,
                 &payload,
-                properties(msg.priority, FieldTable::default()),
+                properties(msg.priority, headers),
             )
             .await;
             if r.is_err() {
@@ -269,4 +277,22 @@ pub fn header_u32(props: &BasicProperties, name: &str) -> u32 {
             _ => None,
         })
         .unwrap_or(0)
+}
+
+/// The trace-context headers (`traceparent`, `tracestate`) of a message.
+pub fn trace_headers(props: &BasicProperties) -> std::collections::HashMap<String, String> {
+    props
+        .headers()
+        .as_ref()
+        .map(|h| {
+            h.inner()
+                .iter()
+                .filter(|(k, _)| matches!(k.as_str(), "traceparent" | "tracestate"))
+                .filter_map(|(k, v)| match v {
+                    AMQPValue::LongString(s) => Some((k.as_str().to_owned(), s.to_string())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

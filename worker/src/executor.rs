@@ -23,6 +23,9 @@ pub struct Work {
     pub attempt: i32,
     pub input: bytes::Bytes,
     pub options: JobOptions,
+    /// The job's span: its stage spans hang under it, and it continues the submitting
+    /// request's trace.
+    pub span: tracing::Span,
 }
 
 /// What the pipeline reported for one job, with when each stage started and the process's
@@ -142,9 +145,9 @@ pub async fn run_batch(
 ) -> Vec<Ran> {
     let handle = Handle::current();
     let jobs: Vec<(JobId, i32)> = work.iter().map(|w| (w.job_id, w.attempt)).collect();
-    let inputs: Vec<(bytes::Bytes, JobOptions)> = work
+    let inputs: Vec<(bytes::Bytes, JobOptions, tracing::Span)> = work
         .iter()
-        .map(|w| (w.input.clone(), w.options.clone()))
+        .map(|w| (w.input.clone(), w.options.clone(), w.span.clone()))
         .collect();
     let n = work.len();
     let span = tracing::Span::current();
@@ -163,7 +166,7 @@ pub async fn run_batch(
         };
         let items: Vec<BatchItem<'_>> = inputs
             .iter()
-            .map(|(bytes, options)| BatchItem { bytes, options })
+            .map(|(bytes, options, span)| BatchItem::new(bytes, options).with_parent(span.clone()))
             .collect();
         let reports = pipeline.run_batch(&items, &mut observer);
         reports
@@ -276,6 +279,7 @@ mod tests {
                 attempt: 1,
                 input: bytes.clone(),
                 options: options.clone(),
+                span: tracing::Span::none(),
             })
             .collect()
     }

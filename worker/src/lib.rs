@@ -19,7 +19,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use lapin::{Channel, Connection};
 use object_store::{ObjectStore, ObjectStoreExt};
 use orfeas_pipeline::error::ShapeError;
@@ -33,7 +33,7 @@ use orfeas_shared::metrics::WorkerMetrics;
 use orfeas_shared::queue::{
     self, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, RETRIES_HEADER, Topology,
 };
-use orfeas_shared::{Config, storage};
+use orfeas_shared::{Config, storage, telemetry};
 use tokio::sync::{Mutex, watch};
 use tracing::Instrument;
 
@@ -357,13 +357,29 @@ impl Worker {
         }
         // Higher priority first; the engine sees the batch in this order.
         ready.sort_by_key(|(_, w, p, _)| (std::cmp::Reverse(*p), w.job_id));
+        let n = ready.len();
         let work: Vec<Work> = ready
             .iter_mut()
-            .map(|(_, w, _, _)| Work {
-                job_id: w.job_id,
-                attempt: w.attempt,
-                input: std::mem::take(&mut w.input),
-                options: w.options.clone(),
+            .map(|(d, w, _, _)| {
+                // A root span per job that continues the submitting request's trace.
+                let span = tracing::info_span!(
+                    parent: None,
+                    "job",
+                    job.id = %w.job_id,
+                    batch.size = n,
+                    device = %self.device,
+                    engine = self.engine(),
+                    attempt = w.attempt,
+                    otel.kind = "consumer",
+                );
+                telemetry::extract_into(&span, &queue::trace_headers(&d.properties));
+                Work {
+                    job_id: w.job_id,
+                    attempt: w.attempt,
+                    input: std::mem::take(&mut w.input),
+                    options: w.options.clone(),
+                    span,
+                }
             })
             .collect();
         *self.current.lock().await = work.iter().map(|w| w.job_id).collect();
@@ -451,6 +467,7 @@ impl Worker {
                 attempt: job.attempt,
                 input,
                 options: pipeline_options(&job.spec),
+                span: tracing::Span::none(),
             },
             job.spec.priority,
         )))
@@ -655,7 +672,8 @@ impl Worker {
                     self.config.worker.retry_base_ms,
                     self.config.worker.retry_max_ms,
                 );
-                let mut headers = FieldTable::default();
+                // Keep the trace context (and any other headers) on the retried message.
+                let mut headers = d.properties.headers().clone().unwrap_or_default();
                 headers.insert(RETRIES_HEADER.into(), AMQPValue::LongUInt(next));
                 headers.insert(
                     ERROR_CODE_HEADER.into(),

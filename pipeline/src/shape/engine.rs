@@ -76,11 +76,24 @@ impl ShapeOptions {
     }
 }
 
-/// One image of a batch with its options.
-#[derive(Debug, Clone, Copy)]
+/// One image of a batch with its options, and the span its sub-steps (`conditioning`,
+/// `denoising`, `volume_decoding`, `surface_extraction`) belong under.
+#[derive(Debug, Clone)]
 pub struct ShapeRequest<'a> {
     pub image: &'a PreprocessedImage,
     pub options: &'a ShapeOptions,
+    pub span: tracing::Span,
+}
+
+impl<'a> ShapeRequest<'a> {
+    /// A request whose sub-steps go under the current span.
+    pub fn new(image: &'a PreprocessedImage, options: &'a ShapeOptions) -> Self {
+        ShapeRequest {
+            image,
+            options,
+            span: tracing::Span::current(),
+        }
+    }
 }
 
 /// How mesh coordinates relate to the preprocessed image: the image covers

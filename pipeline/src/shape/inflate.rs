@@ -31,11 +31,12 @@ fn inflate_one(req: &ShapeRequest<'_>) -> Result<GeneratedShape, ShapeError> {
     let res = req.options.octree_resolution as usize;
     let kappa = req.options.inflation;
     let volume = {
-        let _span = tracing::info_span!("volume_decoding", resolution = res).entered();
+        let _span =
+            tracing::info_span!(parent: &req.span, "volume_decoding", resolution = res).entered();
         occupancy_volume(req.image, res, kappa)?
     };
     let mut mesh = {
-        let _span = tracing::info_span!("surface_extraction").entered();
+        let _span = tracing::info_span!(parent: &req.span, "surface_extraction").entered();
         marching_cubes(&volume, 0.0)
     };
     if mesh.is_empty() {

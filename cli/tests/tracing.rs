@@ -1,0 +1,111 @@
+//! One trace from the HTTP request to the worker's stage spans, across the RabbitMQ hop,
+//! captured with OpenTelemetry's in-memory exporter. The only test in this binary: it installs
+//! the process-wide subscriber.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fleet::{TestEnv, id_of, sample};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing_subscriber::layer::SubscriberExt;
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_trace_from_request_to_stages() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(orfeas_shared::telemetry::otel_layer(
+            &provider,
+            "orfeas-test",
+        ))
+        .with(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+
+    let env = TestEnv::new("tracing").await;
+    let api = env.start_api().await;
+    let worker = env.start_worker().await;
+    let (status, job) = api
+        .submit(
+            &sample("star.png"),
+            Some(r#"{"octree_resolution": 96}"#),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let id = id_of(&job);
+    let end = api.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(end["status"], "succeeded");
+    worker.stop().await;
+    api.stop().await;
+    let _ = provider.force_flush();
+    let spans = exporter.get_finished_spans().expect("spans");
+
+    let job_span = spans
+        .iter()
+        .find(|s| s.name == "job" && attr(s, "job.id").as_deref() == Some(id.as_str()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no job span among {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(attr(job_span, "device").as_deref(), Some("cpu"));
+    assert_eq!(attr(job_span, "batch.size").as_deref(), Some("1"));
+    assert_eq!(attr(job_span, "engine").as_deref(), Some("inflate"));
+    assert!(
+        job_span.parent_span_is_remote,
+        "the job continues a trace from another process"
+    );
+
+    // The API request that accepted the job is its parent, in the same trace.
+    let trace = job_span.span_context.trace_id();
+    let request = spans
+        .iter()
+        .find(|s| s.span_context.span_id() == job_span.parent_span_id)
+        .expect("the request span");
+    assert_eq!(request.span_context.trace_id(), trace);
+    assert_eq!(request.name, "request", "tower-http's request span");
+
+    // Every stage under the job span, the engine's sub-steps under shape_generation.
+    let job_id = job_span.span_context.span_id();
+    let mut shape_id = None;
+    for stage in [
+        "image_loading",
+        "image_preprocessing",
+        "shape_generation",
+        "texture_synthesis",
+        "mesh_export",
+    ] {
+        let s = spans
+            .iter()
+            .find(|s| s.name == stage && s.span_context.trace_id() == trace)
+            .unwrap_or_else(|| panic!("{stage} missing"));
+        assert_eq!(s.parent_span_id, job_id, "{stage} under the job span");
+        if stage == "shape_generation" {
+            assert_eq!(attr(s, "engine").as_deref(), Some("inflate"));
+            shape_id = Some(s.span_context.span_id());
+        }
+    }
+    for sub in ["volume_decoding", "surface_extraction"] {
+        let s = spans
+            .iter()
+            .find(|s| s.name == sub && s.span_context.trace_id() == trace)
+            .unwrap_or_else(|| panic!("{sub} missing"));
+        assert_eq!(
+            Some(s.parent_span_id),
+            shape_id,
+            "{sub} under shape_generation"
+        );
+    }
+    env.cleanup().await;
+}
