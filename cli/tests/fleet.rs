@@ -674,3 +674,67 @@ async fn the_optimizer_batches_compatible_jobs_and_learns_their_memory() {
     api.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_too_large_for_the_device_fails_or_is_routed() {
+    // A worker limited to 100 MB: a resolution-256 inflate job is estimated at 161 MiB, so not
+    // even one fits.
+    let env = TestEnv::with(
+        "e2e_nofit",
+        &[("ORFEAS__WORKER__MEMORY_LIMIT_BYTES", "100000000")],
+    )
+    .await;
+    let api = env.start_api().await;
+    let worker = env.start_worker().await;
+    let (_, job) = api.submit(&sample("star.png"), None, None).await;
+    let end = api.wait_terminal(&id_of(&job), T).await;
+    assert_eq!(end["status"], "failed");
+    assert_eq!(end["error"]["code"], "insufficient_memory", "{end}");
+    assert!(
+        end["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("0 fit"),
+        "the reasoning: {end}"
+    );
+    worker.stop().await;
+
+    // With a queue for larger devices configured, the job goes there and stays queued.
+    let overflow = format!("{}.large", env.config.amqp.queue);
+    let mut cfg = env.config.clone();
+    cfg.worker.overflow_queue = overflow.clone();
+    let routed_worker = orfeas_worker::Worker::new(cfg).await.expect("worker");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(routed_worker.run(async move {
+        let _ = rx.await;
+    }));
+    let (_, job) = api.submit(&sample("star.png"), None, None).await;
+    let id = id_of(&job);
+    let mut routed = Vec::new();
+    for _ in 0..100 {
+        routed = env.drain_queue(".large").await;
+        if !routed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(routed.len(), 1, "routed to {overflow}");
+    let msg: serde_json::Value = serde_json::from_slice(&routed[0].delivery.data).expect("json");
+    assert_eq!(msg["job_id"], id);
+    let (_, still) = api.get(&format!("/api/jobs/{id}")).await;
+    assert_eq!(still["status"], "queued");
+    let _ = tx.send(());
+    let _ = task.await;
+    if let Ok(conn) = orfeas_shared::queue::connect(&env.config.amqp.url).await
+        && let Ok(ch) = conn.create_channel().await
+    {
+        let _ = ch
+            .queue_delete(
+                overflow.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+    api.stop().await;
+    env.cleanup().await;
+}

@@ -121,6 +121,9 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     /// Share of the device's memory batches may fill (the optimizer's target).
     pub target_utilization: f64,
+    /// Memory this worker may treat as its device's, in bytes (0: all of it), for workers that
+    /// share a machine or run under a container limit.
+    pub memory_limit_bytes: u64,
     /// How long to wait for more jobs once one arrived, in milliseconds.
     pub batch_wait_ms: u64,
     /// Attempts for transient failures before the job fails and its message is dead-lettered.
@@ -133,6 +136,9 @@ pub struct WorkerConfig {
     pub job_timeout_s: u64,
     /// Where `orfeas worker` serves `/metrics`; empty string: nowhere.
     pub metrics_listen: String,
+    /// Queue for jobs too large for this worker's device even alone (consumed by workers on
+    /// larger devices); empty: such jobs fail with `insufficient_memory`.
+    pub overflow_queue: String,
 }
 
 impl Default for DatabaseConfig {
@@ -187,6 +193,7 @@ impl Default for WorkerConfig {
             id: None,
             batch_size: 4,
             target_utilization: 0.85,
+            memory_limit_bytes: 0,
             batch_wait_ms: 50,
             max_attempts: 5,
             retry_base_ms: 500,
@@ -195,6 +202,7 @@ impl Default for WorkerConfig {
             heartbeat_ttl_ms: 10_000,
             job_timeout_s: 1_500,
             metrics_listen: "127.0.0.1:9187".into(),
+            overflow_queue: String::new(),
         }
     }
 }

@@ -97,6 +97,16 @@ impl Topology {
     }
 }
 
+/// Arguments of a durable quorum queue.
+pub fn quorum_arguments() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
+}
+
 pub async fn connect(url: &str) -> Result<Connection, QueueError> {
     let props = ConnectionProperties::default()
         .with_connection_name(format!("orfeas-{}", std::process::id()).into());

@@ -251,9 +251,7 @@ impl Worker {
             eprintln!("DEPTH {depth}");
             let decision = self.decide(&shape, u64::from(depth) + 1).await;
             if decision.batch_size == 0 {
-                let retries = queue::header_u32(&first.properties, RETRIES_HEADER);
-                let failure = Failure::permanent("insufficient_memory", decision.reasoning.clone());
-                self.dispose(channel, &first, None, retries, failure).await;
+                self.does_not_fit(channel, &first, &decision).await;
                 continue;
             }
             // The rest of the batch is pulled (basic.get), so the worker takes exactly the jobs it
@@ -304,11 +302,68 @@ impl Worker {
         }
     }
 
+    /// A job too large for this worker's device even alone: routed to the configured queue for
+    /// larger devices, or failed with `insufficient_memory`.
+    async fn does_not_fit(&self, channel: &Channel, d: &Delivery, decision: &Decision) {
+        let overflow = &self.config.worker.overflow_queue;
+        if !overflow.is_empty() {
+            let headers = d.properties.headers().clone().unwrap_or_default();
+            let priority = d.properties.priority().unwrap_or(0);
+            let routed = async {
+                channel
+                    .queue_declare(
+                        overflow.as_str().into(),
+                        lapin::options::QueueDeclareOptions {
+                            durable: true,
+                            ..Default::default()
+                        },
+                        queue::quorum_arguments(),
+                    )
+                    .await?;
+                queue::publish_confirmed(
+                    channel,
+                    overflow,
+                    &d.data,
+                    queue::properties(priority, headers),
+                )
+                .await
+            };
+            match routed.await {
+                Ok(()) => {
+                    tracing::info!(queue = %overflow, reasoning = %decision.reasoning, "job routed to a queue for larger devices");
+                    ack(d).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not route to the overflow queue; failing the job")
+                }
+            }
+        }
+        let retries = queue::header_u32(&d.properties, RETRIES_HEADER);
+        let failure = Failure::permanent("insufficient_memory", decision.reasoning.clone());
+        self.dispose(channel, d, None, retries, failure).await;
+    }
+
+    /// The device's memory as this worker may use it: the machine's (on CPU), capped by
+    /// `worker.memory_limit_bytes`, of which this process already holds its resident set.
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        let system = optimizer::system_memory().ok()?;
+        let limit = self.config.worker.memory_limit_bytes;
+        if limit == 0 {
+            return Some(system);
+        }
+        let own = optimizer::rss_bytes().unwrap_or(0);
+        Some(DeviceMemory {
+            total_bytes: limit.min(system.total_bytes),
+            free_bytes: limit.saturating_sub(own).min(system.free_bytes),
+        })
+    }
+
     /// The optimizer's decision for the next batch, logged with its reasoning.
     async fn decide(&self, shape: &MessageShape, waiting: u64) -> Decision {
         let job = shape.job_shape();
         let (per_job, source) = self.model.lock().await.estimate(&job, &self.device);
-        let memory = optimizer::system_memory().unwrap_or(DeviceMemory {
+        let memory = self.device_memory().unwrap_or(DeviceMemory {
             total_bytes: per_job.saturating_mul(self.optimizer.max_batch as u64 * 2),
             free_bytes: per_job.saturating_mul(self.optimizer.max_batch as u64 * 2),
         });
