@@ -738,3 +738,17 @@ async fn a_job_too_large_for_the_device_fails_or_is_routed() {
     api.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gpu_worker_without_a_driver_refuses_to_start() {
+    if std::path::Path::new("/proc/driver/nvidia").exists() {
+        eprintln!("skipped: this machine has an NVIDIA driver");
+        return;
+    }
+    let env = TestEnv::with("e2e_nogpu", &[("ORFEAS__WORKER__DEVICE", "cuda:0")]).await;
+    let err = orfeas_worker::Worker::new(env.config.clone())
+        .await
+        .expect_err("no NVML here");
+    assert!(err.to_string().contains("NVML"), "{err}");
+    env.cleanup().await;
+}

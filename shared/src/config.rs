@@ -124,6 +124,8 @@ pub struct WorkerConfig {
     /// Memory this worker may treat as its device's, in bytes (0: all of it), for workers that
     /// share a machine or run under a container limit.
     pub memory_limit_bytes: u64,
+    /// `cpu`, or `cuda:N` (memory and utilisation read through NVML).
+    pub device: String,
     /// How long to wait for more jobs once one arrived, in milliseconds.
     pub batch_wait_ms: u64,
     /// Attempts for transient failures before the job fails and its message is dead-lettered.
@@ -194,6 +196,7 @@ impl Default for WorkerConfig {
             batch_size: 4,
             target_utilization: 0.85,
             memory_limit_bytes: 0,
+            device: "cpu".into(),
             batch_wait_ms: 50,
             max_attempts: 5,
             retry_base_ms: 500,

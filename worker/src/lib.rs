@@ -39,7 +39,9 @@ use tracing::Instrument;
 
 use executor::{Ran, Work};
 use failure::{Failure, backoff_ms};
-use optimizer::{Decision, DeviceMemory, JobShape, Learned, MemoryModel, OptimizerConfig};
+use optimizer::{
+    Decision, DeviceMemory, DeviceProbe, JobShape, Learned, MemoryModel, OptimizerConfig,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -47,6 +49,8 @@ pub enum StartError {
     Db(#[from] orfeas_shared::db::DbError),
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
+    #[error("{0}")]
+    Device(String),
 }
 
 /// Everything the worker's tasks share; built once per process.
@@ -65,6 +69,7 @@ pub struct Worker {
     model: Mutex<MemoryModel>,
     last_decision: Mutex<Option<Decision>>,
     metrics: Arc<WorkerMetrics>,
+    probe: std::sync::Mutex<DeviceProbe>,
 }
 
 /// Maps a validated job spec onto the pipeline's options.
@@ -94,7 +99,8 @@ impl Worker {
             Box::new(InflateEngine),
             ImageLimits::default(),
         ));
-        let device = "cpu".to_owned();
+        let device = config.worker.device.clone();
+        let probe = DeviceProbe::open(&device).map_err(StartError::Device)?;
         let learned = db.memory_model(&device).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "memory model not loaded; starting from the documented estimates");
             Vec::new()
@@ -125,6 +131,7 @@ impl Worker {
             model: Mutex::new(model),
             last_decision: Mutex::new(None),
             metrics: Arc::new(WorkerMetrics::new()),
+            probe: std::sync::Mutex::new(probe),
             db,
             store,
             pipeline,
@@ -347,7 +354,7 @@ impl Worker {
     /// The device's memory as this worker may use it: the machine's (on CPU), capped by
     /// `worker.memory_limit_bytes`, of which this process already holds its resident set.
     fn device_memory(&self) -> Option<DeviceMemory> {
-        let system = optimizer::system_memory().ok()?;
+        let system = self.probe.lock().ok()?.memory().ok()?;
         let limit = self.config.worker.memory_limit_bytes;
         if limit == 0 {
             return Some(system);
@@ -812,17 +819,22 @@ impl Worker {
         let started_at = Utc::now();
         let host = orfeas_shared::config::hostname_or_unknown();
         let mut conn = None;
-        let mut cpu = optimizer::CpuSampler::default();
+
         let mut samples: std::collections::VecDeque<DeviceSample> =
             std::collections::VecDeque::new();
         let every = Duration::from_millis(self.config.worker.heartbeat_interval_ms.max(100));
         loop {
-            let memory = optimizer::system_memory().unwrap_or(DeviceMemory {
+            let memory = self.device_memory().unwrap_or(DeviceMemory {
                 total_bytes: 0,
                 free_bytes: 0,
             });
             let used = memory.total_bytes.saturating_sub(memory.free_bytes);
-            let utilization = cpu.sample().unwrap_or(0.0);
+            let utilization = self
+                .probe
+                .lock()
+                .ok()
+                .and_then(|mut p| p.utilization())
+                .unwrap_or(0.0);
             let m = &self.metrics;
             m.memory_total
                 .with_label_values(&[self.device.as_str()])

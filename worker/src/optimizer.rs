@@ -276,6 +276,74 @@ impl CpuSampler {
     }
 }
 
+/// Where a worker reads its device's memory and utilisation: /proc on CPU, NVML on NVIDIA GPUs.
+pub enum DeviceProbe {
+    Cpu(CpuSampler),
+    Nvml {
+        nvml: Box<nvml_wrapper::Nvml>,
+        index: u32,
+    },
+}
+
+impl std::fmt::Debug for DeviceProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceProbe::Cpu(_) => f.write_str("cpu"),
+            DeviceProbe::Nvml { index, .. } => write!(f, "cuda:{index} (NVML)"),
+        }
+    }
+}
+
+impl DeviceProbe {
+    /// `cpu`, or `cuda:N` through NVML (fails clearly when no NVIDIA driver is loaded).
+    pub fn open(device: &str) -> Result<DeviceProbe, String> {
+        if device == "cpu" {
+            return Ok(DeviceProbe::Cpu(CpuSampler::default()));
+        }
+        let index: u32 = device
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| format!("unknown device `{device}` (expected cpu or cuda:N)"))?;
+        let nvml = nvml_wrapper::Nvml::init().map_err(|e| {
+            format!("device {device}: NVML is not available ({e}); is the NVIDIA driver installed?")
+        })?;
+        nvml.device_by_index(index)
+            .map_err(|e| format!("device {device}: {e}"))?;
+        Ok(DeviceProbe::Nvml {
+            nvml: Box::new(nvml),
+            index,
+        })
+    }
+
+    pub fn memory(&self) -> std::io::Result<DeviceMemory> {
+        match self {
+            DeviceProbe::Cpu(_) => system_memory(),
+            DeviceProbe::Nvml { nvml, index } => {
+                let m = nvml
+                    .device_by_index(*index)
+                    .and_then(|d| d.memory_info())
+                    .map_err(std::io::Error::other)?;
+                Ok(DeviceMemory {
+                    total_bytes: m.total,
+                    free_bytes: m.free,
+                })
+            }
+        }
+    }
+
+    /// Busy share (0–1): since the last call on CPU, NVML's recent sample on GPUs.
+    pub fn utilization(&mut self) -> Option<f64> {
+        match self {
+            DeviceProbe::Cpu(sampler) => sampler.sample(),
+            DeviceProbe::Nvml { nvml, index } => nvml
+                .device_by_index(*index)
+                .and_then(|d| d.utilization_rates())
+                .ok()
+                .map(|u| f64::from(u.gpu) / 100.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +461,23 @@ mod tests {
         assert_eq!(resolution_bucket(256), 256);
         assert_eq!(resolution_bucket(384), 384);
         assert_eq!(resolution_bucket(500), 512);
+    }
+
+    #[test]
+    fn devices_open_or_say_why_not() {
+        let mut cpu = DeviceProbe::open("cpu").expect("cpu");
+        assert!(cpu.memory().expect("memory").total_bytes > 0);
+        let _ = cpu.utilization();
+        assert!(
+            DeviceProbe::open("tpu:0")
+                .expect_err("unknown")
+                .contains("expected cpu or cuda:N")
+        );
+        // On a machine without the NVIDIA driver the error names NVML; with one, cuda:0 opens.
+        if !std::path::Path::new("/proc/driver/nvidia").exists() {
+            let e = DeviceProbe::open("cuda:0").expect_err("no driver here");
+            assert!(e.contains("NVML"), "{e}");
+        }
     }
 
     #[test]
