@@ -281,12 +281,7 @@ impl Worker {
                         } else {
                             // Never mixed into this batch: back to the queue, and the batch is
                             // complete (the next one starts with it).
-                            let _ = d
-                                .nack(BasicNackOptions {
-                                    requeue: true,
-                                    ..BasicNackOptions::default()
-                                })
-                                .await;
+                            requeue(&d).await;
                             break;
                         }
                     }
@@ -674,12 +669,7 @@ impl Worker {
                 ));
                 tracing::warn!(error = %e, ?pause, "could not record the failure; returning the message");
                 tokio::time::sleep(pause).await;
-                let _ = d
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
+                requeue(d).await;
             }
         }
     }
@@ -932,6 +922,17 @@ fn message_shape(d: &Delivery) -> Option<MessageShape> {
 
 async fn wait_stop(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Returns a message to its queue (a failed return means the channel is gone, which returns it
+/// too).
+async fn requeue(d: &Delivery) {
+    let _ = d
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await;
 }
 
 async fn ack(d: &Delivery) {
