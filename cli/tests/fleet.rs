@@ -313,7 +313,7 @@ async fn poison_input_fails_and_is_dead_lettered() {
             .unwrap_or("")
             .contains("image_loading")
     );
-    let dlq = env.drain_queue(".dlq").await;
+    let dlq = env.wait_queue(".dlq", 1, Duration::from_secs(10)).await;
     assert_eq!(dlq.len(), 1);
     let headers = dlq[0]
         .delivery
@@ -595,7 +595,7 @@ async fn transient_failures_retry_then_dead_letter() {
             .contains("storage_unavailable"),
         "{end}"
     );
-    let dlq = env.drain_queue(".dlq").await;
+    let dlq = env.wait_queue(".dlq", 1, Duration::from_secs(10)).await;
     assert_eq!(dlq.len(), 1, "dead-lettered once");
     assert!(env.drain_queue(".retry").await.is_empty());
     let _ = tx.send(());
@@ -710,14 +710,7 @@ async fn a_job_too_large_for_the_device_fails_or_is_routed() {
     }));
     let (_, job) = api.submit(&sample("star.png"), None, None).await;
     let id = id_of(&job);
-    let mut routed = Vec::new();
-    for _ in 0..100 {
-        routed = env.drain_queue(".large").await;
-        if !routed.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let routed = env.wait_queue(".large", 1, Duration::from_secs(10)).await;
     assert_eq!(routed.len(), 1, "routed to {overflow}");
     let msg: serde_json::Value = serde_json::from_slice(&routed[0].delivery.data).expect("json");
     assert_eq!(msg["job_id"], id);

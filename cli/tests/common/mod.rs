@@ -235,7 +235,7 @@ pub mod fleet {
                 .expect("spawn orfeas worker")
         }
 
-        /// Messages in one of this test's queues (`""`, `.retry` or `.dlq`), fetched and acked.
+        /// Messages in one of this test's queues (`""`, `.retry`, `.dlq`, …), fetched and acked.
         pub async fn drain_queue(&self, suffix: &str) -> Vec<lapin::message::BasicGetMessage> {
             let conn = orfeas_shared::queue::connect(&self.config.amqp.url)
                 .await
@@ -243,18 +243,36 @@ pub mod fleet {
             let ch = conn.create_channel().await.expect("channel");
             let name = format!("{}{suffix}", self.config.amqp.queue);
             let mut out = Vec::new();
-            while let Some(m) = ch
+            // A queue that does not exist (yet) holds nothing.
+            while let Ok(Some(m)) = ch
                 .basic_get(
                     name.as_str().into(),
                     lapin::options::BasicGetOptions { no_ack: true },
                 )
                 .await
-                .expect("basic_get")
             {
                 out.push(m);
             }
             let _ = conn.close(200, "done".into()).await;
             out
+        }
+
+        /// Drains the queue until it has yielded at least `n` messages or `timeout` passed.
+        pub async fn wait_queue(
+            &self,
+            suffix: &str,
+            n: usize,
+            timeout: Duration,
+        ) -> Vec<lapin::message::BasicGetMessage> {
+            let start = Instant::now();
+            let mut got = Vec::new();
+            while got.len() < n && start.elapsed() < timeout {
+                got.extend(self.drain_queue(suffix).await);
+                if got.len() < n {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            got
         }
 
         pub async fn cleanup(self) {
