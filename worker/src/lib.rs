@@ -101,6 +101,13 @@ impl Worker {
         ));
         let device = config.worker.device.clone();
         let probe = DeviceProbe::open(&device).map_err(StartError::Device)?;
+        if device != "cpu" {
+            // Today's only engine computes on the CPU; the GPU engine arrives with Hunyuan3D-2.
+            tracing::warn!(
+                %device,
+                "the inflate engine runs on the CPU; batch sizing and metrics read {device}'s memory"
+            );
+        }
         let learned = db.memory_model(&device).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "memory model not loaded; starting from the documented estimates");
             Vec::new()
