@@ -1,7 +1,7 @@
 //! Handles the routes share: passed in, never global.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use object_store::ObjectStore;
@@ -23,13 +23,15 @@ pub struct AppState {
     pub metrics: Arc<orfeas_shared::metrics::ApiMetrics>,
 }
 
-/// The number of queued jobs, refreshed from PostgreSQL at most every `max_age`, so the 429
-/// check costs one `count(*)` per interval instead of one per submission.
+/// The number of queued jobs for the 429 check, refreshed from PostgreSQL in the background when
+/// older than `max_age` (only the very first read waits for the database), so submissions never
+/// wait for a `count(*)`.
 #[derive(Debug)]
 pub struct QueuedGauge {
     origin: Instant,
     refreshed_ms: AtomicU64,
     value: AtomicI64,
+    refreshing: AtomicBool,
     max_age: Duration,
 }
 
@@ -39,20 +41,36 @@ impl QueuedGauge {
             origin: Instant::now(),
             refreshed_ms: AtomicU64::new(u64::MAX),
             value: AtomicI64::new(0),
+            refreshing: AtomicBool::new(false),
             max_age,
         }
     }
 
-    pub async fn get(&self, db: &Db) -> Result<i64, orfeas_shared::db::DbError> {
-        let now = self.origin.elapsed().as_millis() as u64;
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    pub async fn get(self: &Arc<Self>, db: &Db) -> Result<i64, orfeas_shared::db::DbError> {
         let last = self.refreshed_ms.load(Ordering::Relaxed);
-        if last != u64::MAX && now.saturating_sub(last) < self.max_age.as_millis() as u64 {
-            return Ok(self.value.load(Ordering::Relaxed));
+        if last == u64::MAX {
+            let v = db.count_queued().await?;
+            self.value.store(v, Ordering::Relaxed);
+            self.refreshed_ms.store(self.now_ms(), Ordering::Relaxed);
+            return Ok(v);
         }
-        let v = db.count_queued().await?;
-        self.value.store(v, Ordering::Relaxed);
-        self.refreshed_ms.store(now, Ordering::Relaxed);
-        Ok(v)
+        let stale = self.now_ms().saturating_sub(last) >= self.max_age.as_millis() as u64;
+        if stale && !self.refreshing.swap(true, Ordering::AcqRel) {
+            let gauge = self.clone();
+            let db = db.clone();
+            tokio::spawn(async move {
+                if let Ok(v) = db.count_queued().await {
+                    gauge.value.store(v, Ordering::Relaxed);
+                    gauge.refreshed_ms.store(gauge.now_ms(), Ordering::Relaxed);
+                }
+                gauge.refreshing.store(false, Ordering::Release);
+            });
+        }
+        Ok(self.value.load(Ordering::Relaxed))
     }
 
     /// Counts a job accepted since the last refresh.

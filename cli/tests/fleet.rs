@@ -745,3 +745,36 @@ async fn a_gpu_worker_without_a_driver_refuses_to_start() {
     assert!(err.to_string().contains("NVML"), "{err}");
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let env = TestEnv::with("e2e_full", &[("ORFEAS__API__MAX_QUEUED_JOBS", "2")]).await;
+    let api = env.start_api().await;
+    let image = sample("star.png");
+    for _ in 0..2 {
+        assert_eq!(api.submit(&image, None, None).await.0, 202);
+    }
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        reqwest::multipart::Part::bytes(image.clone()).file_name("star.png"),
+    );
+    let resp = api
+        .client
+        .post(api.url("/api/jobs"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_many_jobs");
+    let (_, all) = api.get("/api/jobs").await;
+    assert_eq!(
+        all["jobs"].as_array().map(Vec::len),
+        Some(2),
+        "nothing stored for the refused one"
+    );
+    api.stop().await;
+    env.cleanup().await;
+}
