@@ -369,8 +369,8 @@ impl Worker {
     }
 
     /// The optimizer's decision for the next batch, logged with its reasoning.
-    async fn decide(&self, shape: &MessageShape, waiting: u64) -> Decision {
-        let job = shape.job_shape();
+    async fn decide(&self, shape: &JobShape<'static>, waiting: u64) -> Decision {
+        let job = *shape;
         let (per_job, source) = self.model.lock().await.estimate(&job, &self.device);
         let memory = self.device_memory().unwrap_or(DeviceMemory {
             total_bytes: per_job.saturating_mul(self.optimizer.max_batch as u64 * 2),
@@ -449,7 +449,7 @@ impl Worker {
         *self.current.lock().await = work.iter().map(|w| w.job_id).collect();
         self.metrics.in_flight.set(work.len() as i64);
         let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
-        let shape = work.first().map(|w| MessageShape::of_options(&w.options));
+        let shape = work.first().map(|w| shape_of_options(&w.options));
         let mut ooms = Vec::new();
         let ran = executor::run_with_splits(
             self.pipeline.clone(),
@@ -618,8 +618,8 @@ impl Worker {
 
     /// Feeds the batch's measured peaks (or its out-of-memory splits) to the memory model and
     /// persists the figure.
-    async fn learn(&self, shape: &MessageShape, ran: &[Ran], ooms: &[usize]) {
-        let job = shape.job_shape();
+    async fn learn(&self, shape: &JobShape<'static>, ran: &[Ran], ooms: &[usize]) {
+        let job = *shape;
         let entry = {
             let mut model = self.model.lock().await;
             if let Some(&n) = ooms.iter().max() {
@@ -888,38 +888,20 @@ impl Worker {
     }
 }
 
+/// What the optimizer needs of a job, from the pipeline options it runs with.
+fn shape_of_options(o: &JobOptions) -> JobShape<'static> {
+    JobShape {
+        engine: "inflate",
+        octree_resolution: o.shape.octree_resolution,
+        num_chunks: o.shape.num_chunks,
+        steps: o.shape.steps,
+    }
+}
+
 /// What the optimizer needs of a job, read from its queue message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageShape {
-    pub engine: &'static str,
-    pub octree_resolution: u32,
-    pub num_chunks: u32,
-    pub steps: u32,
-}
-
-impl MessageShape {
-    fn job_shape(&self) -> JobShape<'static> {
-        JobShape {
-            engine: self.engine,
-            octree_resolution: self.octree_resolution,
-            num_chunks: self.num_chunks,
-            steps: self.steps,
-        }
-    }
-
-    fn of_options(o: &JobOptions) -> MessageShape {
-        MessageShape {
-            engine: "inflate",
-            octree_resolution: o.shape.octree_resolution,
-            num_chunks: o.shape.num_chunks,
-            steps: o.shape.steps,
-        }
-    }
-}
-
-fn message_shape(d: &Delivery) -> Option<MessageShape> {
+fn message_shape(d: &Delivery) -> Option<JobShape<'static>> {
     let msg: JobMessage = serde_json::from_slice(&d.data).ok()?;
-    Some(MessageShape {
+    Some(JobShape {
         engine: msg.engine.as_str(),
         octree_resolution: msg.octree_resolution,
         num_chunks: msg.num_chunks,
