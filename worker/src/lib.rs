@@ -422,30 +422,24 @@ impl Worker {
         // Higher priority first; the engine sees the batch in this order.
         ready.sort_by_key(|(_, w, p, _)| (std::cmp::Reverse(*p), w.job_id));
         let n = ready.len();
-        let work: Vec<Work> = ready
-            .iter_mut()
-            .map(|(d, w, _, _)| {
-                // A root span per job that continues the submitting request's trace.
-                let span = tracing::info_span!(
-                    parent: None,
-                    "job",
-                    job.id = %w.job_id,
-                    batch.size = n,
-                    device = %self.device,
-                    engine = self.engine(),
-                    attempt = w.attempt,
-                    otel.kind = "consumer",
-                );
-                telemetry::extract_into(&span, &queue::trace_headers(&d.properties));
-                Work {
-                    job_id: w.job_id,
-                    attempt: w.attempt,
-                    input: std::mem::take(&mut w.input),
-                    options: w.options.clone(),
-                    span,
-                }
-            })
-            .collect();
+        let (deliveries, mut work): (Vec<(Delivery, u32)>, Vec<Work>) = ready
+            .into_iter()
+            .map(|(d, w, _, retries)| ((d, retries), w))
+            .unzip();
+        for ((d, _), w) in deliveries.iter().zip(work.iter_mut()) {
+            // A root span per job that continues the submitting request's trace.
+            w.span = tracing::info_span!(
+                parent: None,
+                "job",
+                job.id = %w.job_id,
+                batch.size = n,
+                device = %self.device,
+                engine = self.engine(),
+                attempt = w.attempt,
+                otel.kind = "consumer",
+            );
+            telemetry::extract_into(&w.span, &queue::trace_headers(&d.properties));
+        }
         *self.current.lock().await = work.iter().map(|w| w.job_id).collect();
         self.metrics.in_flight.set(work.len() as i64);
         let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
@@ -465,9 +459,9 @@ impl Worker {
         }
         self.metrics.batch_size.observe(work.len() as f64);
         self.metrics.oom_splits.inc_by(ooms.len() as u64);
-        for ((d, w, _, retries), r) in ready.into_iter().zip(ran) {
+        for (((d, retries), w), r) in deliveries.into_iter().zip(&work).zip(ran) {
             let job = Some((w.job_id, w.attempt));
-            match self.complete(&w, r).await {
+            match self.complete(w, r).await {
                 Ok(()) => ack(&d).await,
                 Err(failure) => self.dispose(channel, &d, job, retries, failure).await,
             }
