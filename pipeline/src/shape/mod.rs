@@ -1,6 +1,7 @@
 //! `shape_generation`: the [`ShapeEngine`] interface, engines, marching cubes and clean-up.
 
 pub mod engine;
+pub mod hunyuan3d;
 pub mod inflate;
 pub mod mc;
 pub mod postprocess;

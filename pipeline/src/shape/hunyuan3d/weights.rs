@@ -1,0 +1,311 @@
+//! Loading the released single-file checkpoints (`model.fp16.safetensors`).
+//!
+//! The file is memory-mapped: tensors are read from the page cache one at a time and converted to
+//! the compute dtype as they are assigned, so loading a 4.9 GB checkpoint needs the model's own
+//! memory plus one tensor, never a second copy of the file.
+//!
+//! Loading is strict. Every parameter the module expects must be in the file under its key with
+//! exactly its shape, and every key under the module's prefix must be consumed; the first
+//! problems are reported by key. The key of a parameter is its module path (field names joined by
+//! `.`, `Vec` indices as numbers) with the checkpoint prefix prepended and the rewrites of
+//! [`KeyRemap`] applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+use memmap2::Mmap;
+use safetensors::SafeTensors;
+use safetensors::tensor::Dtype as StDtype;
+
+use super::ModelError;
+
+/// Rewrites from our module paths to checkpoint keys, applied to `.`-delimited segments. Each
+/// entry exists because a PyTorch name is not a Rust identifier; the list is the whole difference
+/// between our module tree and the checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRemap(pub &'static [(&'static str, &'static str)]);
+
+impl KeyRemap {
+    pub const NONE: KeyRemap = KeyRemap(&[]);
+
+    /// Applies the rewrites to a module path (`a.b.c`).
+    pub fn apply(&self, path: &str) -> String {
+        let mut key = format!(".{path}.");
+        for (ours, theirs) in self.0 {
+            key = key.replace(&format!(".{ours}."), &format!(".{theirs}."));
+        }
+        key[1..key.len() - 1].to_string()
+    }
+}
+
+/// An opened checkpoint file: the memory map and its parsed header.
+#[derive(Debug)]
+pub struct Checkpoint {
+    path: PathBuf,
+    mmap: Mmap,
+    /// Key → (dtype, shape, byte range within the file).
+    tensors: BTreeMap<String, (StDtype, Vec<usize>, std::ops::Range<usize>)>,
+}
+
+impl Checkpoint {
+    /// Maps `path` and parses its safetensors header; fails on a missing, truncated or malformed
+    /// file.
+    pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let file = File::open(path).map_err(|e| ModelError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        // SAFETY: the map is read-only and lives as long as `Checkpoint`. A checkpoint modified
+        // by another process while we read it could change the bytes we see (never memory safety
+        // of our own data structures: every tensor is copied out and bounds-checked by the
+        // safetensors header parser first).
+        #[allow(unsafe_code)]
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let parsed = SafeTensors::deserialize(&mmap).map_err(|e| ModelError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = mmap.as_ptr() as usize;
+        let tensors = parsed
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| {
+                let start = view.data().as_ptr() as usize - base;
+                let range = start..start + view.data().len();
+                (name, (view.dtype(), view.shape().to_vec(), range))
+            })
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap,
+            tensors,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All keys with their shapes.
+    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize])> {
+        self.tensors
+            .iter()
+            .map(|(k, (_, s, _))| (k.as_str(), s.as_slice()))
+    }
+
+    /// Keys that start with `prefix`.
+    pub fn keys_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.tensors
+            .keys()
+            .filter(move |k| k.starts_with(prefix))
+            .map(String::as_str)
+    }
+
+    /// The tensor under `key`, converted to `dtype`.
+    pub fn data(&self, key: &str, dtype: DType) -> Result<TensorData, ModelError> {
+        let (from, shape, range) =
+            self.tensors
+                .get(key)
+                .ok_or_else(|| ModelError::MissingTensor {
+                    key: key.to_string(),
+                })?;
+        convert(key, *from, &self.mmap[range.clone()], shape.clone(), dtype)
+    }
+
+    /// Loads every parameter of `module` from the keys under `prefix` (after `remap`), converted
+    /// to `dtype`, strictly: see the module documentation.
+    pub fn load<B: Backend, M: Module<B>>(
+        &self,
+        module: M,
+        prefix: &str,
+        remap: KeyRemap,
+        dtype: DType,
+    ) -> Result<M, ModelError> {
+        let mut loader = Loader {
+            checkpoint: self,
+            prefix,
+            remap,
+            dtype,
+            path: Vec::new(),
+            visited: BTreeSet::new(),
+            errors: Vec::new(),
+            _backend: std::marker::PhantomData::<B>,
+        };
+        let module = module.map(&mut loader);
+        let mut errors = loader.errors;
+        for key in self.keys_with_prefix(prefix) {
+            if !loader.visited.contains(key) {
+                errors.push(ModelError::UnexpectedTensor {
+                    key: key.to_string(),
+                });
+            }
+        }
+        match errors.len() {
+            0 => Ok(module),
+            1 => Err(errors.remove(0)),
+            _ => Err(ModelError::Many {
+                count: errors.len(),
+                first: errors.into_iter().take(5).map(|e| e.to_string()).collect(),
+            }),
+        }
+    }
+}
+
+fn convert(
+    key: &str,
+    from: StDtype,
+    bytes: &[u8],
+    shape: Vec<usize>,
+    to: DType,
+) -> Result<TensorData, ModelError> {
+    let values: Vec<f32> = match from {
+        StDtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        StDtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        StDtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        other => {
+            return Err(ModelError::UnsupportedDtype {
+                key: key.to_string(),
+                dtype: format!("{other:?}"),
+            });
+        }
+    };
+    let data = TensorData::new(values, shape);
+    Ok(match to {
+        DType::F32 => data,
+        DType::F16 => data.convert_dtype(DType::F16),
+        DType::BF16 => data.convert_dtype(DType::BF16),
+        other => {
+            return Err(ModelError::UnsupportedDtype {
+                key: key.to_string(),
+                dtype: format!("{other:?} (compute)"),
+            });
+        }
+    })
+}
+
+struct Loader<'a, B: Backend> {
+    checkpoint: &'a Checkpoint,
+    prefix: &'a str,
+    remap: KeyRemap,
+    dtype: DType,
+    path: Vec<String>,
+    visited: BTreeSet<String>,
+    errors: Vec<ModelError>,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: Backend> Loader<'_, B> {
+    fn key(&self) -> String {
+        format!("{}{}", self.prefix, self.remap.apply(&self.path.join(".")))
+    }
+}
+
+impl<B: Backend> ModuleMapper<B> for Loader<'_, B> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let key = self.key();
+        self.visited.insert(key.clone());
+        let expected = param.lazy_shape().to_vec();
+        let Some((_, found, _)) = self.checkpoint.tensors.get(&key) else {
+            self.errors.push(ModelError::MissingTensor { key });
+            return param;
+        };
+        if *found != expected {
+            self.errors.push(ModelError::ShapeMismatch {
+                key,
+                expected,
+                found: found.clone(),
+            });
+            return param;
+        }
+        match self.checkpoint.data(&key, self.dtype) {
+            Ok(data) => {
+                let id = param.id;
+                let device = param.lazy_device();
+                let tensor = Tensor::<B, D>::from_data(data, (&device, self.dtype));
+                param.transform_for_load(tensor, id)
+            }
+            Err(e) => {
+                self.errors.push(e);
+                param
+            }
+        }
+    }
+}
+
+/// The checkpoint keys and shapes a module expects (its manifest), computed without materialising
+/// any parameter.
+pub fn manifest<B: Backend, M: Module<B>>(
+    module: &M,
+    prefix: &str,
+    remap: KeyRemap,
+) -> BTreeMap<String, Vec<usize>> {
+    struct Collect<'a> {
+        prefix: &'a str,
+        remap: KeyRemap,
+        path: Vec<String>,
+        out: BTreeMap<String, Vec<usize>>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let key = format!("{}{}", self.prefix, self.remap.apply(&self.path.join(".")));
+            self.out.insert(key, param.lazy_shape().to_vec());
+        }
+    }
+    let mut c = Collect {
+        prefix,
+        remap,
+        path: Vec::new(),
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut c);
+    c.out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remap_rewrites_whole_segments_only() {
+        let r = KeyRemap(&[("fc1", "0"), ("ada_ln_modulation", "adaLN_modulation.1")]);
+        assert_eq!(
+            r.apply("double_blocks.3.img_mlp.fc1.weight"),
+            "double_blocks.3.img_mlp.0.weight"
+        );
+        assert_eq!(
+            r.apply("final_layer.ada_ln_modulation.bias"),
+            "final_layer.adaLN_modulation.1.bias"
+        );
+        assert_eq!(r.apply("xfc1.weight"), "xfc1.weight");
+    }
+}

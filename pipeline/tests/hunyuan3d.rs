@@ -1,0 +1,437 @@
+//! Parity of the burn port of Hunyuan3D-2 (conditioner, DiT, samplers) with the reference
+//! implementation, on tiny checkpoints with seeded random weights written by
+//! `tests/reference/hunyuan3d_fixtures.py` (hy3dgen 2.0.2 classes built from the checkpoint's own
+//! config.yaml), and the full-size key/shape manifests of every released configuration.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{DType, Tensor, TensorData};
+use orfeas_pipeline::shape::hunyuan3d::{
+    Checkpoint, DINO_PREFIX, DIT_PREFIX, DIT_REMAP, Dinov2, Guidance, Hunyuan3dDit, KeyRemap,
+    ModelConfig, ModelError, Preset, SchedulerConfig, ShapeModel, denoise, dino, manifest, plan,
+    sigmas,
+};
+use orfeas_pipeline::tensor::CpuBackend;
+
+type B = CpuBackend;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hunyuan3d")
+}
+
+struct Fixtures(Checkpoint);
+
+impl Fixtures {
+    fn open(name: &str) -> Self {
+        Fixtures(Checkpoint::open(&fixtures_dir().join(name).join("fixtures.safetensors")).unwrap())
+    }
+    fn data(&self, key: &str) -> TensorData {
+        self.0.data(key, DType::F32).unwrap()
+    }
+    fn values(&self, key: &str) -> Vec<f32> {
+        self.data(key).to_vec().unwrap()
+    }
+    fn tensor<const D: usize>(&self, key: &str) -> Tensor<B, D> {
+        Tensor::from_data(self.data(key), &Default::default())
+    }
+}
+
+fn load(name: &str) -> ShapeModel<B> {
+    ShapeModel::load(&fixtures_dir().join(name), DType::F32, &Default::default()).unwrap()
+}
+
+/// |got − want| ≤ tol · (1 + |want|) everywhere; returns the largest relative deviation seen.
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = 0f32;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let dev = (g - w).abs() / (1.0 + w.abs());
+        assert!(dev <= tol, "{what}[{i}]: got {g}, reference {w}");
+        worst = worst.max(dev);
+    }
+    eprintln!(
+        "{what}: max deviation {worst:.2e} over {} values",
+        got.len()
+    );
+    worst
+}
+
+fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().unwrap()
+}
+
+const TOL: f32 = 1e-4;
+
+#[test]
+fn dino_tokens_match_reference() {
+    let model = load("tiny");
+    let fx = Fixtures::open("tiny");
+    let image = fx.data("dino.image");
+    let [b, _, h, w] = image.shape[..] else {
+        panic!()
+    };
+    let tokens = model
+        .encode(&image.to_vec::<f32>().unwrap(), b, h, w)
+        .unwrap();
+    assert_eq!(tokens.dims(), [2, 17, 24]);
+    assert_close(
+        "dino tokens",
+        &values(tokens),
+        &fx.values("dino.tokens"),
+        TOL,
+    );
+}
+
+#[test]
+fn dino_interpolates_position_embeddings_for_other_input_sizes() {
+    let model = load("tiny");
+    let fx = Fixtures::open("tiny");
+    // The same weights with the encoder's input size at 84 (6×6 patches) instead of the 56 (4×4
+    // positions) the embeddings were trained for.
+    let mut cfg = model.config.dino.clone();
+    cfg.input_size = 84;
+    let dino = model
+        .checkpoint
+        .load(
+            Dinov2::<B>::new(&cfg, &Default::default()),
+            DINO_PREFIX,
+            KeyRemap::NONE,
+            DType::F32,
+        )
+        .unwrap();
+    let image = fx.data("dino_interp.image");
+    let [b, _, h, w] = image.shape[..] else {
+        panic!()
+    };
+    let pixels = dino::transform(&image.to_vec::<f32>().unwrap(), b, h, w, 84);
+    let pixels =
+        Tensor::<B, 4>::from_data(TensorData::new(pixels, [b, 3, 84, 84]), &Default::default());
+    let tokens = dino.forward(pixels);
+    assert_eq!(tokens.dims(), [1, 37, 24]);
+    assert_close(
+        "interpolated dino tokens",
+        &values(tokens),
+        &fx.values("dino_interp.tokens"),
+        TOL,
+    );
+}
+
+#[test]
+fn dit_forward_matches_reference_without_guidance_embedding() {
+    let model = load("tiny");
+    let fx = Fixtures::open("tiny");
+    assert!(!model.dit.has_guidance_embed());
+    let out = model.dit.forward(
+        fx.tensor("dit.x"),
+        &fx.values("dit.t"),
+        fx.tensor("dit.cond"),
+        None,
+    );
+    assert_close("dit forward", &values(out), &fx.values("dit.out"), TOL);
+}
+
+#[test]
+fn dit_forward_matches_reference_with_guidance_embedding() {
+    let model = load("tiny-turbo");
+    let fx = Fixtures::open("tiny-turbo");
+    assert!(model.dit.has_guidance_embed());
+    let g = fx.values("dit.guidance");
+    let out = model.dit.forward(
+        fx.tensor("dit.x"),
+        &fx.values("dit.t"),
+        fx.tensor("dit.cond"),
+        Some(&g),
+    );
+    assert_close(
+        "dit forward (guidance)",
+        &values(out),
+        &fx.values("dit.out"),
+        TOL,
+    );
+}
+
+fn sample(
+    model: &ShapeModel<B>,
+    fx: &Fixtures,
+    scheduler: SchedulerConfig,
+    steps: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let image = fx.data("dino.image");
+    let [b, _, h, w] = image.shape[..] else {
+        panic!()
+    };
+    let cond = model
+        .encode(&image.to_vec::<f32>().unwrap(), b, h, w)
+        .unwrap();
+    let p = plan(scheduler, steps, false).unwrap();
+    let guidance = Guidance::for_model(&model.dit, scale);
+    let mut calls = 0;
+    let out = denoise(
+        &model.dit,
+        cond,
+        fx.tensor("sample.noise"),
+        &p,
+        guidance,
+        |_, _| {
+            calls += 1;
+            true
+        },
+    )
+    .unwrap();
+    assert_eq!(calls, p.len());
+    values(out)
+}
+
+#[test]
+fn flow_matching_euler_with_cfg_matches_reference() {
+    let model = load("tiny");
+    let fx = Fixtures::open("tiny");
+    assert!(matches!(
+        model.config.scheduler,
+        SchedulerConfig::FlowMatchEuler { .. }
+    ));
+    assert!(matches!(
+        Guidance::for_model(&model.dit, 5.0),
+        Guidance::Cfg(_)
+    ));
+    // 4 evaluations upstream; the last has dt = 0 and is skipped here.
+    assert_eq!(plan(model.config.scheduler, 4, false).unwrap().len(), 3);
+    let got = sample(&model, &fx, model.config.scheduler, 4, 5.0);
+    assert_close("cfg sampling", &got, &fx.values("sample.cfg.latents"), TOL);
+}
+
+#[test]
+fn turbo_consistency_sampler_matches_reference() {
+    let model = load("tiny-turbo");
+    let fx = Fixtures::open("tiny-turbo");
+    assert!(matches!(
+        model.config.scheduler,
+        SchedulerConfig::Consistency {
+            pcm_timesteps: 100,
+            ..
+        }
+    ));
+    let got = sample(&model, &fx, model.config.scheduler, 5, 5.0);
+    assert_close(
+        "turbo sampling",
+        &got,
+        &fx.values("sample.turbo.latents"),
+        TOL,
+    );
+}
+
+#[test]
+fn guidance_distilled_fast_sampler_matches_reference() {
+    let model = load("tiny-turbo");
+    let fx = Fixtures::open("tiny-turbo");
+    let flow = SchedulerConfig::FlowMatchEuler {
+        num_train_timesteps: 1000,
+        shift: 1.0,
+    };
+    assert!(matches!(
+        Guidance::for_model(&model.dit, 5.0),
+        Guidance::Distilled(_)
+    ));
+    let got = sample(&model, &fx, flow, 4, 5.0);
+    assert_close(
+        "fast sampling",
+        &got,
+        &fx.values("sample.fast.latents"),
+        TOL,
+    );
+}
+
+#[test]
+fn schedules_equal_the_reference_schedulers() {
+    let fx = Fixtures::open("tiny");
+    let flow = ModelConfig::from_yaml(
+        &std::fs::read_to_string(fixtures_dir().join("tiny/config.yaml")).unwrap(),
+    )
+    .unwrap()
+    .scheduler;
+    let got: Vec<f32> = sigmas(flow, 4).iter().map(|v| *v as f32).collect();
+    assert_eq!(got, fx.values("sched.flow.4"));
+    let fx = Fixtures::open("tiny-turbo");
+    let turbo = Preset::V2_0Turbo.scheduler();
+    for n in [5, 8] {
+        let got: Vec<f32> = sigmas(turbo, n).iter().map(|v| *v as f32).collect();
+        assert_eq!(got, fx.values(&format!("sched.turbo.{n}")), "turbo {n}");
+    }
+}
+
+fn read_manifest(name: &str) -> BTreeMap<String, Vec<usize>> {
+    let text = std::fs::read_to_string(fixtures_dir().join("manifests").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn full_size_module_trees_equal_the_reference_manifests() {
+    let device = Default::default();
+    for preset in Preset::ALL {
+        let dit = Hunyuan3dDit::<B>::new(&preset.dit(), &device);
+        let ours = manifest(&dit, DIT_PREFIX, DIT_REMAP);
+        let theirs = read_manifest(&format!("{}.json", preset.folder()));
+        let missing: Vec<_> = theirs
+            .keys()
+            .filter(|k| !ours.contains_key(*k))
+            .take(5)
+            .collect();
+        let extra: Vec<_> = ours
+            .keys()
+            .filter(|k| !theirs.contains_key(*k))
+            .take(5)
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{preset:?}: missing {missing:?}, extra {extra:?}"
+        );
+        assert_eq!(ours, theirs, "{preset:?}: shapes");
+        let params: usize = ours.values().map(|s| s.iter().product::<usize>()).sum();
+        eprintln!(
+            "{}: {} tensors, {params} parameters",
+            preset.folder(),
+            ours.len()
+        );
+    }
+    let dino = Dinov2::<B>::new(&Preset::V2_0.dino(), &device);
+    let ours = manifest(&dino, DINO_PREFIX, KeyRemap::NONE);
+    assert_eq!(ours, read_manifest("dinov2-giant.json"));
+    // Building the full-size trees allocated nothing: parameters are still lazy.
+    assert!(!dino.layernorm.weight.is_initialized());
+}
+
+fn copy_checkpoint(name: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["config.yaml", "model.fp16.safetensors"] {
+        std::fs::copy(fixtures_dir().join(name).join(f), to.join(f)).unwrap();
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("orfeas-h3d-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn strict_loading_names_the_offending_key() {
+    let ckpt = Checkpoint::open(&fixtures_dir().join("tiny/model.fp16.safetensors")).unwrap();
+    let cfg = ModelConfig::from_yaml(
+        &std::fs::read_to_string(fixtures_dir().join("tiny/config.yaml")).unwrap(),
+    )
+    .unwrap();
+    let device = Default::default();
+
+    // One double block more than the checkpoint has: its tensors are missing.
+    let mut more = cfg.dit.clone();
+    more.depth += 1;
+    let err = ckpt
+        .load(
+            Hunyuan3dDit::<B>::new(&more, &device),
+            DIT_PREFIX,
+            DIT_REMAP,
+            DType::F32,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("model.double_blocks.2."), "{err}");
+
+    // One single block fewer: the checkpoint's last block is unexpected.
+    let mut fewer = cfg.dit.clone();
+    fewer.depth_single_blocks -= 1;
+    let err = ckpt
+        .load(
+            Hunyuan3dDit::<B>::new(&fewer, &device),
+            DIT_PREFIX,
+            DIT_REMAP,
+            DType::F32,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unexpected tensor `model.single_blocks.1."),
+        "{err}"
+    );
+
+    // A different MLP width: shape mismatches, reported with both shapes.
+    let mut wider = cfg.dit.clone();
+    wider.mlp_ratio = 2.0;
+    let err = ckpt
+        .load(
+            Hunyuan3dDit::<B>::new(&wider, &device),
+            DIT_PREFIX,
+            DIT_REMAP,
+            DType::F32,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("expects [64, 32]"), "{err}");
+
+    // Without the remap list the Sequential-indexed keys are not found.
+    let err = ckpt
+        .load(
+            Hunyuan3dDit::<B>::new(&cfg.dit, &device),
+            DIT_PREFIX,
+            KeyRemap::NONE,
+            DType::F32,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("img_mlp.fc1"), "{err}");
+}
+
+#[test]
+fn bad_checkpoint_folders_are_clear_errors() {
+    let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+    let missing =
+        ShapeModel::<B>::load(Path::new("/nonexistent/ckpt"), DType::F32, &device).unwrap_err();
+    assert!(matches!(missing, ModelError::Io { .. }), "{missing}");
+
+    let dir = temp_dir("truncated");
+    copy_checkpoint("tiny", &dir);
+    let bytes = std::fs::read(dir.join("model.fp16.safetensors")).unwrap();
+    std::fs::write(
+        dir.join("model.fp16.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    let err = ShapeModel::<B>::load(&dir, DType::F32, &device).unwrap_err();
+    assert!(matches!(err, ModelError::Format { .. }), "{err}");
+
+    let dir = temp_dir("mv");
+    copy_checkpoint("tiny", &dir);
+    let yaml = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        yaml.replace("type: DinoImageEncoder", "type: DinoImageEncoderMV"),
+    )
+    .unwrap();
+    let err = ShapeModel::<B>::load(&dir, DType::F32, &device).unwrap_err();
+    assert!(
+        matches!(err, ModelError::Unsupported(_)) && err.to_string().contains("DinoImageEncoderMV"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.join("config.yaml"),
+        yaml.replace("FlowMatchEulerDiscreteScheduler", "DDIMScheduler"),
+    )
+    .unwrap();
+    let err = ShapeModel::<B>::load(&dir, DType::F32, &device).unwrap_err();
+    assert!(err.to_string().contains("DDIMScheduler"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn loads_as_half_precision_too() {
+    // The checkpoint's fp16 values survive the F16 path bit for bit (no f32 round trip drift).
+    let ckpt = Checkpoint::open(&fixtures_dir().join("tiny/model.fp16.safetensors")).unwrap();
+    let f16 = ckpt.data("model.latent_in.weight", DType::F16).unwrap();
+    let f32v: Vec<f32> = ckpt
+        .data("model.latent_in.weight", DType::F32)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let back: Vec<f32> = f16.convert::<f32>().to_vec().unwrap();
+    assert_eq!(back, f32v);
+}
