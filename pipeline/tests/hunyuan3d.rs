@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use orfeas_pipeline::shape::hunyuan3d::{
     Checkpoint, DINO_PREFIX, DIT_PREFIX, DIT_REMAP, Dinov2, Guidance, Hunyuan3dDit, KeyRemap,
     ModelConfig, ModelError, Preset, SchedulerConfig, ShapeModel, denoise, dino, manifest, plan,
@@ -33,13 +33,13 @@ impl Fixtures {
     fn values(&self, key: &str) -> Vec<f32> {
         self.data(key).to_vec().unwrap()
     }
-    fn tensor<const D: usize>(&self, key: &str) -> Tensor<B, D> {
-        Tensor::from_data(self.data(key), &Default::default())
+    fn tensor<Bk: Backend, const D: usize>(&self, key: &str, device: &Bk::Device) -> Tensor<Bk, D> {
+        Tensor::from_data(self.data(key), device)
     }
 }
 
-fn load(name: &str) -> ShapeModel<B> {
-    ShapeModel::load(&fixtures_dir().join(name), DType::F32, &Default::default()).unwrap()
+fn load<Bk: Backend>(name: &str, device: &Bk::Device) -> ShapeModel<Bk> {
+    ShapeModel::load(&fixtures_dir().join(name), DType::F32, device).unwrap()
 }
 
 /// |got − want| ≤ tol · (1 + |want|) everywhere; returns the largest relative deviation seen.
@@ -58,121 +58,106 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) -> f32 {
     worst
 }
 
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+fn values<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
 }
 
+/// fp32 on the CPU backend.
 const TOL: f32 = 1e-4;
 
-#[test]
-fn dino_tokens_match_reference() {
-    let model = load("tiny");
-    let fx = Fixtures::open("tiny");
-    let image = fx.data("dino.image");
+fn image_batch(fx: &Fixtures, key: &str) -> (Vec<f32>, usize, usize, usize) {
+    let image = fx.data(key);
     let [b, _, h, w] = image.shape[..] else {
-        panic!()
+        panic!("{key} is not 4-D")
     };
-    let tokens = model
-        .encode(&image.to_vec::<f32>().unwrap(), b, h, w)
-        .unwrap();
+    (image.to_vec::<f32>().unwrap(), b, h, w)
+}
+
+fn check_dino<Bk: Backend>(device: &Bk::Device, tol: f32) {
+    let model = load::<Bk>("tiny", device);
+    let fx = Fixtures::open("tiny");
+    let (img, b, h, w) = image_batch(&fx, "dino.image");
+    let tokens = model.encode(&img, b, h, w).unwrap();
     assert_eq!(tokens.dims(), [2, 17, 24]);
     assert_close(
         "dino tokens",
         &values(tokens),
         &fx.values("dino.tokens"),
-        TOL,
+        tol,
     );
-}
 
-#[test]
-fn dino_interpolates_position_embeddings_for_other_input_sizes() {
-    let model = load("tiny");
-    let fx = Fixtures::open("tiny");
     // The same weights with the encoder's input size at 84 (6×6 patches) instead of the 56 (4×4
-    // positions) the embeddings were trained for.
+    // positions) the embeddings were trained for: bicubic position-embedding interpolation.
     let mut cfg = model.config.dino.clone();
     cfg.input_size = 84;
     let dino = model
         .checkpoint
         .load(
-            Dinov2::<B>::new(&cfg, &Default::default()),
+            Dinov2::<Bk>::new(&cfg, device),
             DINO_PREFIX,
             KeyRemap::NONE,
             DType::F32,
         )
         .unwrap();
-    let image = fx.data("dino_interp.image");
-    let [b, _, h, w] = image.shape[..] else {
-        panic!()
-    };
-    let pixels = dino::transform(&image.to_vec::<f32>().unwrap(), b, h, w, 84);
-    let pixels =
-        Tensor::<B, 4>::from_data(TensorData::new(pixels, [b, 3, 84, 84]), &Default::default());
+    let (img, b, h, w) = image_batch(&fx, "dino_interp.image");
+    let pixels = dino::transform(&img, b, h, w, 84);
+    let pixels = Tensor::<Bk, 4>::from_data(TensorData::new(pixels, [b, 3, 84, 84]), device);
     let tokens = dino.forward(pixels);
     assert_eq!(tokens.dims(), [1, 37, 24]);
     assert_close(
         "interpolated dino tokens",
         &values(tokens),
         &fx.values("dino_interp.tokens"),
-        TOL,
+        tol,
     );
 }
 
-#[test]
-fn dit_forward_matches_reference_without_guidance_embedding() {
-    let model = load("tiny");
+fn check_dit<Bk: Backend>(device: &Bk::Device, tol: f32) {
+    let model = load::<Bk>("tiny", device);
     let fx = Fixtures::open("tiny");
     assert!(!model.dit.has_guidance_embed());
     let out = model.dit.forward(
-        fx.tensor("dit.x"),
+        fx.tensor("dit.x", device),
         &fx.values("dit.t"),
-        fx.tensor("dit.cond"),
+        fx.tensor("dit.cond", device),
         None,
     );
-    assert_close("dit forward", &values(out), &fx.values("dit.out"), TOL);
-}
+    assert_close("dit forward", &values(out), &fx.values("dit.out"), tol);
 
-#[test]
-fn dit_forward_matches_reference_with_guidance_embedding() {
-    let model = load("tiny-turbo");
+    let model = load::<Bk>("tiny-turbo", device);
     let fx = Fixtures::open("tiny-turbo");
     assert!(model.dit.has_guidance_embed());
     let g = fx.values("dit.guidance");
     let out = model.dit.forward(
-        fx.tensor("dit.x"),
+        fx.tensor("dit.x", device),
         &fx.values("dit.t"),
-        fx.tensor("dit.cond"),
+        fx.tensor("dit.cond", device),
         Some(&g),
     );
     assert_close(
         "dit forward (guidance)",
         &values(out),
         &fx.values("dit.out"),
-        TOL,
+        tol,
     );
 }
 
-fn sample(
-    model: &ShapeModel<B>,
+fn sample<Bk: Backend>(
+    model: &ShapeModel<Bk>,
     fx: &Fixtures,
     scheduler: SchedulerConfig,
     steps: usize,
     scale: f32,
 ) -> Vec<f32> {
-    let image = fx.data("dino.image");
-    let [b, _, h, w] = image.shape[..] else {
-        panic!()
-    };
-    let cond = model
-        .encode(&image.to_vec::<f32>().unwrap(), b, h, w)
-        .unwrap();
+    let (img, b, h, w) = image_batch(fx, "dino.image");
+    let cond = model.encode(&img, b, h, w).unwrap();
     let p = plan(scheduler, steps, false).unwrap();
     let guidance = Guidance::for_model(&model.dit, scale);
     let mut calls = 0;
     let out = denoise(
         &model.dit,
         cond,
-        fx.tensor("sample.noise"),
+        fx.tensor("sample.noise", &model.device),
         &p,
         guidance,
         |_, _| {
@@ -185,9 +170,8 @@ fn sample(
     values(out)
 }
 
-#[test]
-fn flow_matching_euler_with_cfg_matches_reference() {
-    let model = load("tiny");
+fn check_samplers<Bk: Backend>(device: &Bk::Device, tol: f32) {
+    let model = load::<Bk>("tiny", device);
     let fx = Fixtures::open("tiny");
     assert!(matches!(
         model.config.scheduler,
@@ -200,12 +184,9 @@ fn flow_matching_euler_with_cfg_matches_reference() {
     // 4 evaluations upstream; the last has dt = 0 and is skipped here.
     assert_eq!(plan(model.config.scheduler, 4, false).unwrap().len(), 3);
     let got = sample(&model, &fx, model.config.scheduler, 4, 5.0);
-    assert_close("cfg sampling", &got, &fx.values("sample.cfg.latents"), TOL);
-}
+    assert_close("cfg sampling", &got, &fx.values("sample.cfg.latents"), tol);
 
-#[test]
-fn turbo_consistency_sampler_matches_reference() {
-    let model = load("tiny-turbo");
+    let model = load::<Bk>("tiny-turbo", device);
     let fx = Fixtures::open("tiny-turbo");
     assert!(matches!(
         model.config.scheduler,
@@ -219,14 +200,10 @@ fn turbo_consistency_sampler_matches_reference() {
         "turbo sampling",
         &got,
         &fx.values("sample.turbo.latents"),
-        TOL,
+        tol,
     );
-}
 
-#[test]
-fn guidance_distilled_fast_sampler_matches_reference() {
-    let model = load("tiny-turbo");
-    let fx = Fixtures::open("tiny-turbo");
+    // Guidance-distilled "fast": flow matching, no CFG, the scale fed to guidance_in.
     let flow = SchedulerConfig::FlowMatchEuler {
         num_train_timesteps: 1000,
         shift: 1.0,
@@ -240,8 +217,41 @@ fn guidance_distilled_fast_sampler_matches_reference() {
         "fast sampling",
         &got,
         &fx.values("sample.fast.latents"),
-        TOL,
+        tol,
     );
+}
+
+#[test]
+fn dino_tokens_match_reference() {
+    check_dino::<B>(&Default::default(), TOL);
+}
+
+#[test]
+fn dit_forward_matches_reference_with_and_without_guidance_embedding() {
+    check_dit::<B>(&Default::default(), TOL);
+}
+
+#[test]
+fn cfg_fast_and_turbo_sampling_loops_match_reference() {
+    check_samplers::<B>(&Default::default(), TOL);
+}
+
+/// The same parity checks on burn-cuda, run by `scripts/gpu_hunyuan3d.sh` on a GPU machine
+/// (`ORFEAS_GPU_TESTS=1`; without a GPU the CUDA backend panics on first use, so it is opt-in).
+#[cfg(feature = "cuda")]
+#[test]
+fn parity_on_cuda() {
+    if std::env::var("ORFEAS_GPU_TESTS").as_deref() != Ok("1") {
+        eprintln!("parity_on_cuda: set ORFEAS_GPU_TESTS=1 on a machine with a GPU");
+        return;
+    }
+    type G = orfeas_pipeline::tensor::GpuBackend;
+    let device = Default::default();
+    // fp32 on the GPU: different summation orders, and TF32 where the matmul kernels choose it.
+    let tol = 2e-3;
+    check_dino::<G>(&device, tol);
+    check_dit::<G>(&device, tol);
+    check_samplers::<G>(&device, tol);
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! exactly its shape, and every key under the module's prefix must be consumed; the first
 //! problems are reported by key. The key of a parameter is its module path (field names joined by
 //! `.`, `Vec` indices as numbers) with the checkpoint prefix prepended and the rewrites of
-//! [`KeyRemap`] applied.
+//! [`KeyRemap`] applied. `nn::Linear` weights are stored transposed (`[in, out]`); the checkpoint's
+//! `[out, in]` tensors are transposed on the host while loading and reported in the checkpoint's
+//! orientation by [`manifest`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -109,13 +111,24 @@ impl Checkpoint {
 
     /// The tensor under `key`, converted to `dtype`.
     pub fn data(&self, key: &str, dtype: DType) -> Result<TensorData, ModelError> {
+        self.data_oriented(key, dtype, false)
+    }
+
+    /// The tensor under `key`, transposed first if `transpose` (2-D only), converted to `dtype`.
+    fn data_oriented(
+        &self,
+        key: &str,
+        dtype: DType,
+        transpose: bool,
+    ) -> Result<TensorData, ModelError> {
         let (from, shape, range) =
             self.tensors
                 .get(key)
                 .ok_or_else(|| ModelError::MissingTensor {
                     key: key.to_string(),
                 })?;
-        convert(key, *from, &self.mmap[range.clone()], shape.clone(), dtype)
+        let bytes = &self.mmap[range.clone()];
+        convert(key, *from, bytes, shape.clone(), dtype, transpose)
     }
 
     /// Loads every parameter of `module` from the keys under `prefix` (after `remap`), converted
@@ -133,6 +146,7 @@ impl Checkpoint {
             remap,
             dtype,
             path: Vec::new(),
+            containers: Vec::new(),
             visited: BTreeSet::new(),
             errors: Vec::new(),
             _backend: std::marker::PhantomData::<B>,
@@ -163,8 +177,9 @@ fn convert(
     bytes: &[u8],
     shape: Vec<usize>,
     to: DType,
+    transpose: bool,
 ) -> Result<TensorData, ModelError> {
-    let values: Vec<f32> = match from {
+    let mut values: Vec<f32> = match from {
         StDtype::F16 => bytes
             .chunks_exact(2)
             .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
@@ -184,6 +199,18 @@ fn convert(
             });
         }
     };
+    let mut shape = shape;
+    if transpose && shape.len() == 2 {
+        let (rows, cols) = (shape[0], shape[1]);
+        let mut t = vec![0f32; values.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = values[r * cols + c];
+            }
+        }
+        values = t;
+        shape = vec![cols, rows];
+    }
     let data = TensorData::new(values, shape);
     Ok(match to {
         DType::F32 => data,
@@ -204,6 +231,7 @@ struct Loader<'a, B: Backend> {
     remap: KeyRemap,
     dtype: DType,
     path: Vec<String>,
+    containers: Vec<String>,
     visited: BTreeSet<String>,
     errors: Vec<ModelError>,
     _backend: std::marker::PhantomData<B>,
@@ -215,19 +243,38 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
+/// Whether the parameter at `path` (entered from `containers`) is an `nn::Linear` weight, held
+/// transposed relative to the checkpoint.
+fn is_linear_weight(path: &[String], containers: &[String]) -> bool {
+    path.last().is_some_and(|p| p == "weight")
+        && containers.last().is_some_and(|c| c == "Struct:Linear")
+}
+
+/// The checkpoint-orientation shape of a parameter.
+fn checkpoint_shape(shape: Vec<usize>, linear_weight: bool) -> Vec<usize> {
+    if linear_weight {
+        shape.into_iter().rev().collect()
+    } else {
+        shape
+    }
+}
+
 impl<B: Backend> ModuleMapper<B> for Loader<'_, B> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.pop();
+        self.containers.pop();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let key = self.key();
         self.visited.insert(key.clone());
-        let expected = param.lazy_shape().to_vec();
+        let linear = is_linear_weight(&self.path, &self.containers);
+        let expected = checkpoint_shape(param.lazy_shape().to_vec(), linear);
         let Some((_, found, _)) = self.checkpoint.tensors.get(&key) else {
             self.errors.push(ModelError::MissingTensor { key });
             return param;
@@ -240,7 +287,7 @@ impl<B: Backend> ModuleMapper<B> for Loader<'_, B> {
             });
             return param;
         }
-        match self.checkpoint.data(&key, self.dtype) {
+        match self.checkpoint.data_oriented(&key, self.dtype, linear) {
             Ok(data) => {
                 let id = param.id;
                 let device = param.lazy_device();
@@ -266,24 +313,30 @@ pub fn manifest<B: Backend, M: Module<B>>(
         prefix: &'a str,
         remap: KeyRemap,
         path: Vec<String>,
+        containers: Vec<String>,
         out: BTreeMap<String, Vec<usize>>,
     }
     impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
             self.path.push(name.to_string());
+            self.containers.push(container_type.to_string());
         }
         fn exit_module(&mut self, _name: &str, _container_type: &str) {
             self.path.pop();
+            self.containers.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let key = format!("{}{}", self.prefix, self.remap.apply(&self.path.join(".")));
-            self.out.insert(key, param.lazy_shape().to_vec());
+            let linear = is_linear_weight(&self.path, &self.containers);
+            self.out
+                .insert(key, checkpoint_shape(param.lazy_shape().to_vec(), linear));
         }
     }
     let mut c = Collect {
         prefix,
         remap,
         path: Vec::new(),
+        containers: Vec::new(),
         out: BTreeMap::new(),
     };
     module.visit(&mut c);

@@ -61,7 +61,7 @@ impl<B: Backend> MlpEmbedder<B> {
         dtype: DType,
         device: &B::Device,
     ) -> Tensor<B, 2> {
-        let dim = self.in_layer.weight.lazy_shape()[1];
+        let dim = self.in_layer.weight.lazy_shape()[0];
         let emb = timestep_embedding(values, dim, factor, dtype == DType::F16);
         let emb = Tensor::<B, 2>::from_data(TensorData::new(emb, [values.len(), dim]), device)
             .cast(dtype);
