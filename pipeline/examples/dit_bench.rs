@@ -112,7 +112,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) {
         times.push(s.elapsed().as_secs_f64() * 1000.0);
     }
     times.sort_by(f64::total_cmp);
-    println!(
+    let line = format!(
         "{{\"impl\":\"orfeas-burn\",\"preset\":\"{}\",\"device\":\"{}\",\"dtype\":\"{}\",\"batch\":{},\"rows\":{rows},\"latents\":{latents},\"cond_tokens\":{},\"first_call_s\":{init_s:.2},\"median_ms\":{:.2},\"min_ms\":{:.2}}}",
         args.preset.folder(),
         args.device,
@@ -122,6 +122,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) {
         times[times.len() / 2],
         times[0]
     );
+    std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes()).ok();
 }
 
 fn main() {
