@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds what the GPU check (scripts/gpu_hunyuan3d.sh) carries to the device machine:
+#   .gpu/hunyuan3d-tests   the pipeline's Hunyuan3D parity tests, built with --features cuda
+#   .gpu/dit_bench         the DiT timing example, --features cuda
+#   .whl/                  wheels for the PyTorch reference (hy3dgen, einops) for Python 3.12
+# CUDA libraries are loaded at run time (CUDARC_CUDA_VERSION=13000 matches the device's CUDA 13.0),
+# so this builds on a machine without a GPU. Its own target directory keeps the CPU build's cache
+# untouched. Then, with the device tool:
+#   run(command="bash scripts/gpu_hunyuan3d.sh", carry=[".gpu", ".whl"], timeout_s=540)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${ORFEAS_CUDA_TARGET_DIR:-$HOME/.cache/orfeas/target-cuda}"
+export CUDARC_CUDA_VERSION=13000
+mkdir -p .gpu .whl
+cargo build --release -p orfeas-pipeline --features cuda --example dit_bench
+test_bin=$(cargo test --release -p orfeas-pipeline --features cuda --test hunyuan3d --no-run \
+  --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "hunyuan3d":
+        print(m["executable"])')
+cp "$CARGO_TARGET_DIR/release/examples/dit_bench" .gpu/dit_bench
+cp "$test_bin" .gpu/hunyuan3d-tests
+strip .gpu/dit_bench .gpu/hunyuan3d-tests
+plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any)
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  "${plat[@]}" -d .whl hy3dgen==2.0.2 einops==0.8.1
+du -sh .gpu .whl
