@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use orfeas_pipeline::shape::hunyuan3d::{
-    Checkpoint, DINO_PREFIX, DIT_PREFIX, DIT_REMAP, Dinov2, Guidance, Hunyuan3dDit, KeyRemap,
-    ModelConfig, ModelError, Preset, SchedulerConfig, ShapeModel, denoise, dino, manifest, plan,
+    Checkpoint, DINO_PREFIX, DIT_PREFIX, DIT_REMAP, DecoderKv, Dinov2, Guidance, Hunyuan3dDit,
+    KeyRemap, ModelConfig, ModelError, Preset, SchedulerConfig, ShapeModel, ShapeVae, VAE_PREFIX,
+    VaeConfig, VolumeOptions, decode_dense, decode_hierarchical, denoise, dino, manifest, plan,
     sigmas,
 };
 use orfeas_pipeline::tensor::CpuBackend;
@@ -241,6 +242,131 @@ fn cfg_fast_and_turbo_sampling_loops_match_reference() {
     check_samplers::<B>(&Default::default(), TOL);
 }
 
+#[test]
+fn vae_decoder_geometry_and_volumes_match_reference() {
+    check_vae::<B>(&Default::default(), TOL);
+}
+
+#[test]
+fn batched_decoding_equals_one_by_one() {
+    let device = Default::default();
+    let model = load::<B>("tiny", &device);
+    let fx = Fixtures::open("tiny");
+    let kv = model.vae.geo_decoder.prepare(fx.tensor("vae.kv", &device));
+    let mut opts = VolumeOptions::new(32, 700);
+    opts.min_resolution = 8;
+    for hierarchical in [false, true] {
+        let decode = |kv: &DecoderKv<B>| {
+            if hierarchical {
+                decode_hierarchical(&model.vae.geo_decoder, kv, &opts, || true).unwrap()
+            } else {
+                decode_dense(&model.vae.geo_decoder, kv, &opts, || true).unwrap()
+            }
+        };
+        let together = decode(&kv);
+        for b in 0..2 {
+            let alone = decode(&kv.select(&[b])).remove(0);
+            let (t, a) = (&together[b].data, &alone.data);
+            assert_eq!(
+                t.iter().filter(|v| v.is_nan()).count(),
+                a.iter().filter(|v| v.is_nan()).count()
+            );
+            let worst = t
+                .iter()
+                .zip(a)
+                .filter(|(x, _)| !x.is_nan())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 1e-5,
+                "hierarchical={hierarchical} shape {b}: {worst}"
+            );
+        }
+    }
+}
+
+fn check_vae<Bk: Backend>(device: &Bk::Device, tol: f32) {
+    for name in ["tiny", "tiny-turbo"] {
+        let model = load::<Bk>(name, device);
+        let fx = Fixtures::open(name);
+        let kv = model.vae.decode(fx.tensor("vae.latents", device));
+        assert_close(
+            &format!("{name}: vae kv"),
+            &values(kv),
+            &fx.values("vae.kv"),
+            tol,
+        );
+        // Geometry logits at fixed points, from the reference's KV.
+        let prepared = model.vae.geo_decoder.prepare(fx.tensor("vae.kv", device));
+        let points: Vec<[f32; 3]> = fx
+            .values("geo.points")
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        let logits = model.vae.geo_decoder.query_shared(&prepared, &points);
+        assert_close(
+            &format!("{name}: geometry logits"),
+            &values(logits),
+            &fx.values("geo.logits"),
+            tol,
+        );
+    }
+
+    let model = load::<Bk>("tiny", device);
+    let fx = Fixtures::open("tiny");
+    let kv = model.vae.geo_decoder.prepare(fx.tensor("vae.kv", device));
+    // Dense R = 16 for both shapes in one batch, 1000-point chunks.
+    let vols = decode_dense(
+        &model.vae.geo_decoder,
+        &kv,
+        &VolumeOptions::new(16, 1000),
+        || true,
+    )
+    .unwrap();
+    let got: Vec<f32> = vols.iter().flat_map(|v| v.data.iter().copied()).collect();
+    assert_eq!(vols[0].dims, [17, 17, 17]);
+    assert_close("dense volume R=16", &got, &fx.values("vol.dense16"), tol);
+
+    // Hierarchical R = 32 from 8, both shapes in one batch (upstream: one at a time).
+    let mut opts = VolumeOptions::new(32, 1000);
+    opts.min_resolution = 8;
+    let vols = decode_hierarchical(&model.vae.geo_decoder, &kv, &opts, || true).unwrap();
+    for (b, vol) in vols.iter().enumerate() {
+        let want = fx.values(&format!("vol.hier32.{b}"));
+        let pattern_diff = vol
+            .data
+            .iter()
+            .zip(&want)
+            .filter(|(g, w)| g.is_nan() != w.is_nan())
+            .count();
+        let evaluated = want.iter().filter(|w| !w.is_nan()).count();
+        assert_eq!(
+            pattern_diff, 0,
+            "shape {b}: NaN pattern differs at {pattern_diff} samples"
+        );
+        assert!(
+            evaluated > 0 && evaluated < want.len(),
+            "shape {b}: {evaluated} evaluated"
+        );
+        let (g, w): (Vec<f32>, Vec<f32>) = vol
+            .data
+            .iter()
+            .zip(&want)
+            .filter(|(_, w)| !w.is_nan())
+            .map(|(g, w)| (*g, *w))
+            .unzip();
+        assert_close(
+            &format!(
+                "hierarchical volume R=32, shape {b} ({evaluated} of {})",
+                want.len()
+            ),
+            &g,
+            &w,
+            tol,
+        );
+    }
+}
+
 /// The same parity checks on burn-cuda, run by `scripts/gpu_hunyuan3d.sh` on a GPU machine
 /// (`ORFEAS_GPU_TESTS=1`; without a GPU the CUDA backend panics on first use, so it is opt-in).
 #[cfg(feature = "cuda")]
@@ -257,6 +383,7 @@ fn parity_on_cuda() {
     check_dino::<G>(&device, tol);
     check_dit::<G>(&device, tol);
     check_samplers::<G>(&device, tol);
+    check_vae::<G>(&device, tol);
 }
 
 #[test]
@@ -309,6 +436,17 @@ fn full_size_module_trees_equal_the_reference_manifests() {
             "{}: {} tensors, {params} parameters",
             preset.folder(),
             ours.len()
+        );
+    }
+    for (name, cfg) in [
+        ("hunyuan3d-vae-v2-0", VaeConfig::v2_0()),
+        ("hunyuan3d-vae-v2-mini", VaeConfig::v2_mini()),
+    ] {
+        let vae = ShapeVae::<B>::new(&cfg, &device);
+        assert_eq!(
+            manifest(&vae, VAE_PREFIX, KeyRemap::NONE),
+            read_manifest(&format!("{name}.json")),
+            "{name}"
         );
     }
     let dino = Dinov2::<B>::new(&Preset::V2_0.dino(), &device);

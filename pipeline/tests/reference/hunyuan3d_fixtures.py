@@ -35,6 +35,9 @@ from safetensors.torch import save_file
 
 from hy3dgen.shapegen import pipelines as hy_pipelines
 from hy3dgen.shapegen.models.conditioner import SingleImageEncoder
+from hy3dgen.shapegen.models.autoencoders import ShapeVAE
+from hy3dgen.shapegen.models.autoencoders.volume_decoders import (
+    HierarchicalVolumeDecoding, extract_near_surface_volume_fn)
 from hy3dgen.shapegen.models.denoisers.hunyuan3ddit import Hunyuan3DDiT
 from transformers import Dinov2Config, Dinov2Model
 
@@ -90,8 +93,24 @@ def tiny_config(guidance_embed, turbo):
             "target": "hy3dgen.shapegen.schedulers.FlowMatchEulerDiscreteScheduler",
             "params": {"num_train_timesteps": 1000},
         }
+    vae = {
+        "num_latents": 16,
+        "embed_dim": 8,
+        "num_freqs": 8,
+        "include_pi": False,
+        "heads": 2,
+        "width": 32,
+        "num_decoder_layers": 2,
+        "qkv_bias": False,
+        "qk_norm": True,
+        "scale_factor": 0.9990943042622529,
+        "geo_decoder_mlp_expand_ratio": 4,
+        "geo_decoder_downsample_ratio": 1,
+        "geo_decoder_ln_post": True,
+    }
     return {
         "model": {"target": "hy3dgen.shapegen.models.Hunyuan3DDiT", "params": model},
+        "vae": {"target": "hy3dgen.shapegen.models.ShapeVAE", "params": vae},
         "conditioner": {
             "target": "hy3dgen.shapegen.models.SingleImageEncoder",
             "params": {
@@ -146,6 +165,20 @@ RELEASED_DIT = {
 }
 
 
+def released_vae(num_latents, scale_factor):
+    return dict(
+        num_latents=num_latents, embed_dim=64, num_freqs=8, include_pi=False, heads=16, width=1024,
+        num_decoder_layers=16, qkv_bias=False, qk_norm=True, scale_factor=scale_factor,
+        geo_decoder_mlp_expand_ratio=4, geo_decoder_downsample_ratio=1, geo_decoder_ln_post=True,
+    )
+
+
+RELEASED_VAE = {
+    "hunyuan3d-vae-v2-0": released_vae(3072, 0.9990943042622529),
+    "hunyuan3d-vae-v2-mini": released_vae(512, 1.0188137142395404),
+}
+
+
 def manifest(module, prefix):
     return {prefix + k: list(v.shape) for k, v in module.state_dict().items()}
 
@@ -159,6 +192,8 @@ def write_manifests():
         write_json(os.path.join(out, "dinov2-giant.json"), keys)
         for name, params in RELEASED_DIT.items():
             write_json(os.path.join(out, f"{name}.json"), manifest(Hunyuan3DDiT(**params), "model."))
+        for name, params in RELEASED_VAE.items():
+            write_json(os.path.join(out, f"{name}.json"), manifest(ShapeVAE(**params), "vae."))
 
 
 def write_json(path, keys):
@@ -217,14 +252,30 @@ def build_tiny(name, guidance_embed, turbo, seed):
     model = hy_pipelines.instantiate_from_config(config["model"]).eval()
     conditioner = hy_pipelines.instantiate_from_config(config["conditioner"]).eval()
     scheduler = hy_pipelines.instantiate_from_config(config["scheduler"])
+    vae = hy_pipelines.instantiate_from_config(config["vae"]).eval()
     randomize(model, gen)
     randomize(conditioner, gen)
+    randomize(vae, gen)
+    with torch.no_grad():
+        # Occupancy logits of a useful range: mostly |logit| > 0.95 with a surface in the box, as
+        # a trained decoder gives (random weights alone give logits near 0 everywhere).
+        # Also damp the query projection's high-frequency Fourier features (columns 3.. are
+        # sin/cos of x·2^f for f = 0..7 per axis), so the surface is smooth enough to give a
+        # mesh of a few thousand triangles at R = 64 rather than a noise field.
+        vae.geo_decoder.output_proj.weight.mul_(6.0)
+        w = vae.geo_decoder.query_proj.weight
+        freq = torch.arange(8).repeat(3).repeat(2)  # [sin(x f0..f7), sin(y ..), sin(z ..), cos ...]
+        w[:, 3:] *= (0.5 ** freq.float())[None, :] * 2
+        for p in (vae.geo_decoder.output_proj.weight, w):
+            p.copy_(p.half().float())
 
     weights = {}
     for k, v in model.state_dict().items():
         weights["model." + k] = v.half().contiguous()
     for k, v in conditioner.state_dict().items():
         weights["conditioner." + k] = v.half().contiguous()
+    for k, v in vae.state_dict().items():
+        weights["vae." + k] = v.half().contiguous()
     save_file(weights, os.path.join(folder, "model.fp16.safetensors"))
 
     fx = {}
@@ -280,8 +331,123 @@ def build_tiny(name, guidance_embed, turbo, seed):
             fx["sample.cfg.latents"] = pipe(num_inference_steps=4, guidance_scale=5.0,
                                             enable_pbar=False)
             fx["sched.flow.4"] = pipe.scheduler.sigmas.float()
+        vae_fixtures(fx, vae, gen, detailed=not turbo)
+        if not turbo:
+            end_to_end(fx, model, vae, conditioner, scheduler, image, noise, folder)
     fx = {k: v.float().clone().contiguous() for k, v in fx.items()}
     save_file(fx, os.path.join(folder, "fixtures.safetensors"))
+
+
+def grid_points(r, box=1.01):
+    """VanillaVolumeDecoder's grid: linspace(-box, box, r+1) per axis in float32, ij order."""
+    x = np.linspace(-box, box, r + 1, dtype=np.float32)
+    xs, ys, zs = np.meshgrid(x, x, x, indexing="ij")
+    return torch.from_numpy(np.stack((xs, ys, zs), axis=-1).reshape(-1, 3))
+
+
+def hierarchical_pattern(vae, kv, r, min_resolution, box=1.01):
+    """The point pattern of hy3dgen's HierarchicalVolumeDecoding for one shape (the coarse grid,
+    then per finer level the near-surface cells from the reference's own
+    `extract_near_surface_volume_fn`, dilated with a 3x3x3 box as upstream), evaluated at the
+    level's grid positions. Upstream computes those positions in int64 (`torch.tensor(resolution,
+    dtype=next_points.dtype)` truncates the cell size to 0 and -1.01 to -1), so every fine-level
+    query lands on (-1, -1, -1); this evaluates the intended float positions instead."""
+    levels = []
+    while r >= min_resolution:
+        levels.append(r)
+        r //= 2
+    levels.reverse()
+    dilate = torch.nn.Conv3d(1, 1, 3, padding=1, bias=False)
+    dilate.weight = torch.nn.Parameter(torch.ones_like(dilate.weight))
+    pts = grid_points(levels[0], box)
+    grid = vae.geo_decoder(queries=pts[None], latents=kv).view(levels[0] + 1, levels[0] + 1, levels[0] + 1)
+    for i, res in enumerate(levels[1:]):
+        last = i == len(levels) - 2
+        curr = extract_near_surface_volume_fn(grid, 0.0)
+        curr = curr + (grid.abs() < 0.95)
+        if not last:
+            curr = dilate(curr[None].float())[0]
+        cx, cy, cz = torch.where(curr > 0)
+        nxt = torch.zeros((res + 1,) * 3)
+        nxt[cx * 2, cy * 2, cz * 2] = 1
+        for _ in range(2 if last else 1):
+            nxt = dilate(nxt[None])[0]
+        nidx = torch.where(nxt > 0)
+        points = torch.stack(nidx, dim=1).float() * (2 * box / res) - box
+        logits = vae.geo_decoder(queries=points[None], latents=kv)[0, :, 0]
+        full = torch.full((res + 1,) * 3, -10000.0)
+        full[nidx] = logits
+        grid = full
+    grid[grid == -10000.0] = float("nan")
+    return grid
+
+
+def vae_fixtures(fx, vae, gen, detailed):
+    latents = torch.randn(2, 16, 8, generator=gen)
+    kv = vae(latents / vae.scale_factor)
+    fx["vae.latents"], fx["vae.kv"] = latents, kv
+    points = (torch.rand(300, 3, generator=gen) * 2 - 1) * 1.01
+    fx["geo.points"] = points
+    fx["geo.logits"] = vae.geo_decoder(queries=points[None].repeat(2, 1, 1), latents=kv)[..., 0]
+    if not detailed:
+        return
+    # Dense volume, both shapes at once, small chunks (the reference supports B > 1 here).
+    from hy3dgen.shapegen.models.autoencoders.volume_decoders import VanillaVolumeDecoder
+    dense = VanillaVolumeDecoder()(kv, vae.geo_decoder, bounds=1.01, num_chunks=1000,
+                                   octree_resolution=16, enable_pbar=False)
+    fx["vol.dense16"] = dense
+    # Hierarchical volume, R = 32 from 8. The reference's decoder (B = 1 only) collapses every
+    # fine-level query onto (-1, -1, -1): with two levels it returns one repeated value, with
+    # three it finds no surface at the last level and fails. The intended pattern and values are
+    # recorded per shape instead.
+    upstream = HierarchicalVolumeDecoding()(kv[:1], vae.geo_decoder, bounds=1.01, num_chunks=1000,
+                                           octree_resolution=16, min_resolution=8, enable_pbar=False)
+    finite = upstream[torch.isfinite(upstream)]
+    print(f"upstream hierarchical decoding, 2 levels: {finite.numel()} fine values, "
+          f"{torch.unique(finite).numel()} distinct")
+    try:
+        HierarchicalVolumeDecoding()(kv[:1], vae.geo_decoder, bounds=1.01, num_chunks=1000,
+                                     octree_resolution=32, min_resolution=8, enable_pbar=False)
+    except Exception as e:  # noqa: BLE001 - documenting the upstream failure
+        print(f"upstream hierarchical decoding, 3 levels: {type(e).__name__}: {e}")
+    for b in range(2):
+        fx[f"vol.hier32.{b}"] = hierarchical_pattern(vae, kv[b:b + 1], 32, 8)
+
+
+def end_to_end(fx, model, vae, conditioner, scheduler, image, noise, folder):
+    """The released pipeline end to end on one preprocessed image: 5 steps, CFG 5, dense decoding
+    at R = 64 and marching cubes, with the grid logits captured."""
+    from PIL import Image
+    size = 512
+    yy, xx = np.mgrid[0:size, 0:size]
+    disc = ((xx - 256) ** 2 + (yy - 240) ** 2 < 150 ** 2)
+    rgb = np.full((size, size, 3), 255, np.uint8)
+    rgb[disc] = (200, 60, 40)
+    rgb[(xx > 230) & (xx < 282) & (yy > 80) & (yy < 420)] = (30, 90, 200)
+    Image.fromarray(rgb).save(os.path.join(folder, "e2e_input.png"))
+    img = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255 * 2 - 1
+    e2e_noise = torch.randn(1, 16, 8, generator=torch.Generator().manual_seed(99))
+    captured = {}
+    decoder = vae.volume_decoder
+
+    def capture(*args, **kwargs):
+        out = decoder(*args, **kwargs)
+        captured["grid"] = out
+        return out
+
+    vae.volume_decoder = capture
+    pipe = Reference(vae=vae, model=model, scheduler=scheduler, conditioner=conditioner,
+                     image_processor=None, device="cpu", dtype=torch.float32)
+    pipe.set_inputs(img, e2e_noise)
+    pipe._export = hy_pipelines.Hunyuan3DDiTFlowMatchingPipeline._export.__get__(pipe)
+    mesh = pipe(num_inference_steps=5, guidance_scale=5.0, octree_resolution=64, num_chunks=8000,
+                enable_pbar=False, output_type="trimesh")[0]
+    vae.volume_decoder = decoder
+    fx["e2e.noise"] = e2e_noise
+    fx["e2e.grid_sub4"] = captured["grid"][0, ::4, ::4, ::4]
+    fx["e2e.vertices"] = torch.from_numpy(np.asarray(mesh.vertices, np.float32))
+    fx["e2e.faces"] = torch.from_numpy(np.asarray(mesh.faces, np.int64)).float()
+    print(f"end to end: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
 
 
 def main():

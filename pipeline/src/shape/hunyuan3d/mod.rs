@@ -14,6 +14,8 @@ pub mod dino;
 pub mod dit;
 pub mod nn;
 pub mod sampler;
+pub mod vae;
+pub mod volume;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ pub use config::{DinoConfig, DitConfig, ModelConfig, Preset, SchedulerConfig};
 pub use dino::Dinov2;
 pub use dit::{DIT_REMAP, Hunyuan3dDit};
 pub use sampler::{Guidance, Step, Stopped, denoise, plan, seeded_noise, sigmas};
+pub use vae::{DecoderKv, GeometryDecoder, ShapeVae, VaeConfig};
+pub use volume::{VolumeOptions, decode_dense, decode_hierarchical};
 pub use weights::{Checkpoint, KeyRemap, manifest};
 
 /// Checkpoint prefixes of the three bundled modules.
@@ -61,15 +65,17 @@ pub enum ModelError {
     Input(String),
 }
 
-/// The conditioner and the denoiser of one checkpoint, resident on a device.
+/// The conditioner, the denoiser and the VAE decoder of one checkpoint, resident on a device.
 #[derive(Debug)]
 pub struct ShapeModel<B: Backend> {
     pub config: ModelConfig,
+    pub vae_config: VaeConfig,
     pub dino: Dinov2<B>,
     pub dit: Hunyuan3dDit<B>,
+    pub vae: ShapeVae<B>,
     pub dtype: DType,
     pub device: B::Device,
-    /// The opened checkpoint (memory-mapped), kept for the VAE decoder.
+    /// The opened checkpoint (memory-mapped; tests load variants of its modules from it).
     pub checkpoint: Checkpoint,
 }
 
@@ -89,7 +95,7 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
 
 impl<B: Backend> ShapeModel<B> {
     /// Reads `dir/config.yaml`, checks that the weights file holds only the three known modules,
-    /// and loads the conditioner and the DiT strictly, converted to `dtype`.
+    /// and loads the conditioner, the DiT and the VAE decoder strictly, converted to `dtype`.
     pub fn load(dir: &Path, dtype: DType, device: &B::Device) -> Result<Self, ModelError> {
         let cfg_path = dir.join("config.yaml");
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::Io {
@@ -97,6 +103,18 @@ impl<B: Backend> ShapeModel<B> {
             message: e.to_string(),
         })?;
         let config = ModelConfig::from_yaml(&text)?;
+        let vae_config = VaeConfig::from_section(
+            config
+                .vae
+                .as_ref()
+                .ok_or_else(|| ModelError::Config("missing section `vae`".into()))?,
+        )?;
+        if vae_config.embed_dim != config.dit.in_channels {
+            return Err(ModelError::Config(format!(
+                "vae.embed_dim {} does not match model.in_channels {}",
+                vae_config.embed_dim, config.dit.in_channels
+            )));
+        }
         let checkpoint = Checkpoint::open(&weights_file(dir)?)?;
         if let Some((key, _)) = checkpoint.shapes().find(|(k, _)| {
             ![DIT_PREFIX, VAE_PREFIX, "conditioner."]
@@ -127,10 +145,18 @@ impl<B: Backend> ShapeModel<B> {
             DIT_REMAP,
             dtype,
         )?;
+        let vae = checkpoint.load(
+            ShapeVae::new(&vae_config, device),
+            VAE_PREFIX,
+            KeyRemap::NONE,
+            dtype,
+        )?;
         Ok(Self {
             config,
+            vae_config,
             dino,
             dit,
+            vae,
             dtype,
             device: device.clone(),
             checkpoint,
