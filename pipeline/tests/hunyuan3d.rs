@@ -588,3 +588,145 @@ fn loads_as_half_precision_too() {
     let back: Vec<f32> = f16.convert::<f32>().to_vec().unwrap();
     assert_eq!(back, f32v);
 }
+
+/// Symmetric mean nearest-neighbour distance between two point sets.
+fn chamfer(a: &[[f32; 3]], b: &[[f32; 3]]) -> f32 {
+    let one_way = |from: &[[f32; 3]], to: &[[f32; 3]]| {
+        from.iter()
+            .map(|p| {
+                to.iter()
+                    .map(|q| (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2))
+                    .fold(f32::MAX, f32::min)
+                    .sqrt()
+            })
+            .sum::<f32>()
+            / from.len() as f32
+    };
+    (one_way(a, b) + one_way(b, a)) / 2.0
+}
+
+fn signed_volume(positions: &[[f32; 3]], faces: &[[u32; 3]]) -> f64 {
+    faces
+        .iter()
+        .map(|f| {
+            let [a, b, c] = f.map(|i| positions[i as usize].map(f64::from));
+            (a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0])
+                + a[2] * (b[0] * c[1] - b[1] * c[0]))
+                / 6.0
+        })
+        .sum()
+}
+
+#[test]
+fn engine_end_to_end_matches_the_reference_pipeline() {
+    use orfeas_pipeline::image::{MaskSource, PreprocessedImage};
+    use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dEngine, Hunyuan3dSettings, VolumeDecoding};
+    use orfeas_pipeline::shape::{ShapeEngine, ShapeOptions, ShapeRequest};
+
+    let device = Default::default();
+    let fx = Fixtures::open("tiny");
+    let png = image::open(fixtures_dir().join("tiny/e2e_input.png"))
+        .unwrap()
+        .to_rgb8();
+    let size = png.width() as usize;
+    let img = PreprocessedImage {
+        size,
+        rgb: png.into_raw(),
+        mask: vec![255; size * size],
+        mask_source: MaskSource::WholeImage,
+    };
+    let noise = fx.values("e2e.noise");
+
+    // The logit grid, through the same pieces the engine uses.
+    let model = load::<B>("tiny", &device);
+    let cond = model.encode(&img.to_chw(), 1, size, size).unwrap();
+    let steps = plan(model.config.scheduler, 5, false).unwrap();
+    let latents = denoise(
+        &model.dit,
+        cond,
+        Tensor::from_data(TensorData::new(noise.clone(), [1, 16, 8]), &device),
+        &steps,
+        Guidance::for_model(&model.dit, 5.0),
+        |_, _| true,
+    )
+    .unwrap();
+    let kv = model.vae.geo_decoder.prepare(model.vae.decode(latents));
+    let vol = decode_dense(
+        &model.vae.geo_decoder,
+        &kv,
+        &VolumeOptions::new(64, 8000),
+        || true,
+    )
+    .unwrap()
+    .remove(0);
+    let sub: Vec<f32> = (0..65)
+        .step_by(4)
+        .flat_map(|i| {
+            (0..65)
+                .step_by(4)
+                .flat_map(move |j| (0..65).step_by(4).map(move |k| (i, j, k)))
+        })
+        .map(|(i, j, k)| vol.get(i, j, k))
+        .collect();
+    assert_close(
+        "end-to-end logit grid (every 4th sample)",
+        &sub,
+        &fx.values("e2e.grid_sub4"),
+        1e-3,
+    );
+
+    // The engine, as the pipeline calls it.
+    let settings = Hunyuan3dSettings {
+        decoding: VolumeDecoding::Dense,
+        ..Default::default()
+    };
+    let engine = Hunyuan3dEngine::<B>::load(&fixtures_dir().join("tiny"), settings, &device)
+        .unwrap()
+        .with_injected_noise(noise)
+        .unwrap();
+    assert_eq!(engine.name(), "hunyuan3d");
+    let opts = ShapeOptions {
+        octree_resolution: 64,
+        steps: 5,
+        guidance_scale: 5.0,
+        num_chunks: 8000,
+        ..Default::default()
+    };
+    let shape = engine
+        .generate(&[ShapeRequest::new(&img, &opts)])
+        .remove(0)
+        .unwrap();
+    let ours = &shape.mesh;
+    let theirs: Vec<[f32; 3]> = fx
+        .values("e2e.vertices")
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let their_faces: Vec<[u32; 3]> = fx
+        .values("e2e.faces")
+        .chunks(3)
+        .map(|c| [c[0] as u32, c[1] as u32, c[2] as u32])
+        .collect();
+    let (nv, rv) = (ours.positions.len() as f64, theirs.len() as f64);
+    eprintln!(
+        "vertices: ours {nv}, reference {rv}; faces: ours {}, reference {}",
+        ours.triangles.len(),
+        their_faces.len()
+    );
+    assert!((nv - rv).abs() / rv < 0.02, "vertex count {nv} vs {rv}");
+    let cell = 2.02 / 65.0;
+    let d = chamfer(&ours.positions, &theirs);
+    eprintln!("chamfer distance {d:.2e} ({:.3} cells)", d / cell);
+    assert!(d < 0.05 * cell, "chamfer {d}");
+    // Same orientation: both enclose positive volume (outward-facing triangles).
+    let our_faces = ours.triangles.clone();
+    let (vo, vr) = (
+        signed_volume(&ours.positions, &our_faces),
+        signed_volume(&theirs, &their_faces),
+    );
+    eprintln!("signed volume: ours {vo:.5}, reference {vr:.5}");
+    assert!(
+        vo * vr > 0.0 && ((vo - vr) / vr).abs() < 0.02,
+        "{vo} vs {vr}"
+    );
+}

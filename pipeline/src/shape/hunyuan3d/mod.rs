@@ -12,6 +12,7 @@
 pub mod config;
 pub mod dino;
 pub mod dit;
+pub mod engine;
 pub mod nn;
 pub mod sampler;
 pub mod vae;
@@ -25,6 +26,7 @@ use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 pub use config::{DinoConfig, DitConfig, ModelConfig, Preset, SchedulerConfig};
 pub use dino::Dinov2;
 pub use dit::{DIT_REMAP, Hunyuan3dDit};
+pub use engine::{Hunyuan3dEngine, Hunyuan3dSettings, VolumeDecoding};
 pub use sampler::{Guidance, Step, Stopped, denoise, plan, seeded_noise, sigmas};
 pub use vae::{DecoderKv, GeometryDecoder, ShapeVae, VaeConfig};
 pub use volume::{VolumeOptions, decode_dense, decode_hierarchical};
