@@ -213,6 +213,19 @@ pub async fn submit(
     let spec = parse_options(&upload.options_raw)?
         .validate(Utc::now())
         .map_err(|e| ApiError::validation(e.to_string()))?;
+    if !state
+        .config
+        .api
+        .engines
+        .iter()
+        .any(|e| e == spec.engine.as_str())
+    {
+        return Err(ApiError::validation(format!(
+            "invalid option `engine`: {} is not enabled on this deployment (enabled: {})",
+            spec.engine.as_str(),
+            state.config.api.engines.join(", ")
+        )));
+    }
     let request_hash = idempotency_key
         .as_ref()
         .map(|_| fingerprint(&[&upload.image, &upload.options_raw]));

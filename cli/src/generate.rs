@@ -19,6 +19,8 @@ use crate::report::timing_table;
 pub enum EngineKind {
     /// Weights-free silhouette inflation.
     Inflate,
+    /// Tencent's Hunyuan3D-2 shape model (needs --weights).
+    Hunyuan3d,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -46,6 +48,30 @@ pub struct GenerateArgs {
     /// Thickness of inflated shapes (1.0 turns a disk into a sphere).
     #[arg(long, default_value_t = 1.0)]
     pub inflation: f32,
+    /// hunyuan3d: the checkpoint folder (config.yaml + model.fp16.safetensors).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// hunyuan3d: denoising steps (the checkpoint's sampler; 5 suit turbo models, 30-50 others).
+    #[arg(long, default_value_t = 30)]
+    pub steps: u32,
+    /// hunyuan3d: guidance scale.
+    #[arg(long, default_value_t = 5.0)]
+    pub guidance: f32,
+    /// hunyuan3d: noise seed.
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// hunyuan3d: query points per decoder call.
+    #[arg(long, default_value_t = 8000)]
+    pub chunks: u32,
+    /// hunyuan3d: volume decoding, hierarchical or dense.
+    #[arg(long, default_value = "hierarchical")]
+    pub decoding: String,
+    /// hunyuan3d: cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// hunyuan3d: compute dtype, f32 (CPU) or f16/bf16 (CUDA).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     /// Skip texture synthesis (meshes without vertex colours).
     #[arg(long)]
     pub no_texture: bool,
@@ -60,6 +86,10 @@ impl GenerateArgs {
         opts.preprocess.background = self.background;
         opts.shape.octree_resolution = self.resolution;
         opts.shape.inflation = self.inflation;
+        opts.shape.steps = self.steps;
+        opts.shape.guidance_scale = self.guidance;
+        opts.shape.seed = self.seed;
+        opts.shape.num_chunks = self.chunks;
         opts.postprocess.face_count = self.faces;
         opts.texture = !self.no_texture;
         let mut formats = self.format.clone();
@@ -70,9 +100,30 @@ impl GenerateArgs {
     }
 }
 
-pub fn engine(kind: EngineKind) -> Box<dyn ShapeEngine> {
-    match kind {
-        EngineKind::Inflate => Box::new(InflateEngine),
+/// The engine the arguments name, with its model loaded.
+pub fn engine(args: &GenerateArgs) -> anyhow::Result<Box<dyn ShapeEngine>> {
+    use orfeas_pipeline::shape::hunyuan3d::{
+        Hunyuan3dSettings, VolumeDecoding, load_engine, parse_dtype,
+    };
+    match args.engine {
+        EngineKind::Inflate => Ok(Box::new(InflateEngine)),
+        EngineKind::Hunyuan3d => {
+            let Some(dir) = &args.weights else {
+                bail!("--engine hunyuan3d needs --weights DIR (a checkpoint folder)");
+            };
+            let decoding = match args.decoding.as_str() {
+                "hierarchical" => VolumeDecoding::Hierarchical,
+                "dense" => VolumeDecoding::Dense,
+                other => bail!("--decoding {other}: expected hierarchical or dense"),
+            };
+            let settings = Hunyuan3dSettings {
+                dtype: parse_dtype(&args.dtype)?,
+                decoding,
+                ..Default::default()
+            };
+            load_engine(dir, &args.device, settings)
+                .with_context(|| format!("loading the hunyuan3d checkpoint {}", dir.display()))
+        }
     }
 }
 
@@ -141,7 +192,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output directory {}", args.out.display()))?;
 
-    let pipeline = Pipeline::new(engine(args.engine), limits);
+    let pipeline = Pipeline::new(engine(args)?, limits);
     let items: Vec<BatchItem<'_>> = inputs
         .iter()
         .map(|bytes| BatchItem::new(bytes, &opts))

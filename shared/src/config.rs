@@ -110,6 +110,9 @@ pub struct ApiConfig {
     pub max_queued_jobs: i64,
     /// How often the outbox relay republishes jobs the queue has not confirmed.
     pub outbox_interval_ms: u64,
+    /// Engines clients may ask for (`inflate`, `hunyuan3d`); each has its own queue, consumed by
+    /// the workers configured with that `worker.engine`.
+    pub engines: Vec<String>,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -141,6 +144,16 @@ pub struct WorkerConfig {
     /// Queue for jobs too large for this worker's device even alone (consumed by workers on
     /// larger devices); empty: such jobs fail with `insufficient_memory`.
     pub overflow_queue: String,
+    /// The shape engine this worker runs: `inflate` or `hunyuan3d` (it consumes that engine's
+    /// queue).
+    pub engine: String,
+    /// `hunyuan3d`: the checkpoint folder (`config.yaml` + `model.fp16.safetensors`), loaded once
+    /// at start-up.
+    pub weights: String,
+    /// `hunyuan3d`: `hierarchical` (near-surface cells only) or `dense` volume decoding.
+    pub volume_decoding: String,
+    /// `hunyuan3d`: compute dtype, `f32`, `f16` or `bf16` (half precision on CUDA only).
+    pub dtype: String,
 }
 
 impl Default for DatabaseConfig {
@@ -185,6 +198,7 @@ impl Default for ApiConfig {
             max_upload_bytes: 20 * 1024 * 1024,
             max_queued_jobs: 10_000,
             outbox_interval_ms: 1_000,
+            engines: vec!["inflate".into()],
         }
     }
 }
@@ -206,6 +220,10 @@ impl Default for WorkerConfig {
             job_timeout_s: 1_500,
             metrics_listen: "127.0.0.1:9187".into(),
             overflow_queue: String::new(),
+            engine: "inflate".into(),
+            weights: String::new(),
+            volume_decoding: "hierarchical".into(),
+            dtype: "f32".into(),
         }
     }
 }
@@ -268,7 +286,29 @@ impl Config {
         if self.amqp.queue.is_empty() {
             return Err(ConfigError::Invalid("amqp.queue must not be empty".into()));
         }
+        for e in self.api.engines.iter().chain([&w.engine]) {
+            e.parse::<crate::domain::Engine>()
+                .map_err(|m| ConfigError::Invalid(format!("engine: {m}")))?;
+        }
+        if !["hierarchical", "dense"].contains(&w.volume_decoding.as_str()) {
+            return Err(ConfigError::Invalid(
+                "worker.volume_decoding must be hierarchical or dense".into(),
+            ));
+        }
+        if !["f32", "f16", "bf16"].contains(&w.dtype.as_str()) {
+            return Err(ConfigError::Invalid(
+                "worker.dtype must be f32, f16 or bf16".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The engine `worker.engine` names (validated when the configuration was loaded).
+    pub fn worker_engine(&self) -> crate::domain::Engine {
+        self.worker
+            .engine
+            .parse()
+            .unwrap_or(crate::domain::Engine::Inflate)
     }
 
     pub fn worker_id(&self) -> String {

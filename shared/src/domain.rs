@@ -98,13 +98,29 @@ impl FromStr for JobStatus {
 pub enum Engine {
     /// Weights-free silhouette inflation.
     Inflate,
+    /// Tencent's Hunyuan3D-2 shape model (needs a checkpoint on the workers).
+    Hunyuan3d,
 }
 
 impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Inflate, Engine::Hunyuan3d];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::Inflate => "inflate",
+            Engine::Hunyuan3d => "hunyuan3d",
         }
+    }
+}
+
+impl FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Engine::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| format!("unknown engine `{s}` (available: inflate, hunyuan3d)"))
     }
 }
 
@@ -113,7 +129,7 @@ impl Engine {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobOptionsInput {
-    /// `inflate` (the only engine this deployment runs today).
+    /// `inflate` (default) or `hunyuan3d` (where the deployment enables it).
     pub engine: Option<String>,
     pub seed: Option<u64>,
     /// Denoising steps, 1–200 (default 50).
@@ -188,21 +204,12 @@ fn range<T: PartialOrd + fmt::Display + Copy>(
 impl JobOptionsInput {
     /// Validates every field; the first invalid one is reported by name.
     pub fn validate(self, now: DateTime<Utc>) -> Result<JobSpec, InvalidOption> {
-        let engine = match self.engine.as_deref().unwrap_or("inflate") {
-            "inflate" => Engine::Inflate,
-            "hunyuan3d" => {
-                return Err(invalid(
-                    "engine",
-                    "hunyuan3d is not available on this deployment (available: inflate)",
-                ));
-            }
-            other => {
-                return Err(invalid(
-                    "engine",
-                    format!("unknown engine `{other}` (available: inflate)"),
-                ));
-            }
-        };
+        let engine: Engine = self
+            .engine
+            .as_deref()
+            .unwrap_or("inflate")
+            .parse()
+            .map_err(|e: String| invalid("engine", e))?;
         let guidance_scale = self.guidance_scale.unwrap_or(5.0);
         if !guidance_scale.is_finite() {
             return Err(invalid("guidance_scale", "must be a finite number"));

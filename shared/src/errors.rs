@@ -114,6 +114,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         meaning: "the device ran out of memory for a batch; the batch is split and retried",
     },
     ErrorCode {
+        code: "engine_unavailable",
+        http_status: 422,
+        retry: P,
+        meaning: "the job reached a worker that runs another shape engine (misrouted message)",
+    },
+    ErrorCode {
         code: "insufficient_memory",
         http_status: 422,
         retry: P,

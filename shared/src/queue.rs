@@ -40,6 +40,15 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The queues of one engine's jobs: `base` itself for `inflate` (the original single queue),
+    /// `base.<engine>` for the others.
+    pub fn for_engine(base: &str, engine: crate::domain::Engine) -> Self {
+        match engine {
+            crate::domain::Engine::Inflate => Topology::new(base),
+            other => Topology::new(&format!("{base}.{}", other.as_str())),
+        }
+    }
+
     pub fn new(jobs: &str) -> Self {
         Topology {
             jobs: jobs.to_owned(),
@@ -150,6 +159,7 @@ pub async fn publish_confirmed(
 #[derive(Debug)]
 pub struct Publisher {
     url: String,
+    /// The `inflate` topology; other engines' queues derive from its name.
     topology: Topology,
     state: Mutex<Option<(Connection, Channel)>>,
     timeout: Duration,
@@ -183,7 +193,11 @@ impl Publisher {
         let conn = connect(&self.url).await?;
         let ch = conn.create_channel().await?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.topology.declare(&ch).await?;
+        for engine in crate::domain::Engine::ALL {
+            Topology::for_engine(&self.topology.jobs, engine)
+                .declare(&ch)
+                .await?;
+        }
         *state = Some((conn, ch.clone()));
         Ok(ch)
     }
@@ -206,13 +220,9 @@ impl Publisher {
                 let mut state = self.state.lock().await;
                 self.channel(&mut state).await?
             };
-            let r = publish_confirmed(
-                &ch,
-                &self.topology.jobs,
-                &payload,
-                properties(msg.priority, headers),
-            )
-            .await;
+            let queue = Topology::for_engine(&self.topology.jobs, msg.engine).jobs;
+            let r =
+                publish_confirmed(&ch, &queue, &payload, properties(msg.priority, headers)).await;
             if r.is_err() {
                 let mut state = self.state.lock().await;
                 if state.as_ref().is_some_and(|(_, c)| c.id() == ch.id()) {

@@ -24,10 +24,10 @@ use lapin::{Channel, Connection};
 use object_store::{ObjectStore, ObjectStoreExt};
 use orfeas_pipeline::error::ShapeError;
 use orfeas_pipeline::image::ImageLimits;
-use orfeas_pipeline::shape::InflateEngine;
+use orfeas_pipeline::shape::{InflateEngine, ShapeEngine};
 use orfeas_pipeline::{JobOptions, MeshFormat, Pipeline, PipelineError, Stage};
 use orfeas_shared::db::{Db, JobEnd, MemoryFigure, StageRecord, StartOutcome};
-use orfeas_shared::domain::{JobId, JobMessage, JobSpec};
+use orfeas_shared::domain::{Engine, JobId, JobMessage, JobSpec};
 use orfeas_shared::heartbeat::{self, DeviceSample, WorkerHeartbeat};
 use orfeas_shared::metrics::WorkerMetrics;
 use orfeas_shared::queue::{
@@ -51,6 +51,42 @@ pub enum StartError {
     Storage(#[from] storage::StorageError),
     #[error("{0}")]
     Device(String),
+    /// The configured engine's model could not be loaded (missing or corrupt checkpoint).
+    #[error("model: {0}")]
+    Model(String),
+}
+
+/// The engine `worker.engine` names, with its model loaded (once per process).
+pub fn build_engine(config: &Config) -> Result<Box<dyn ShapeEngine>, StartError> {
+    use orfeas_pipeline::shape::hunyuan3d::{
+        Hunyuan3dSettings, VolumeDecoding, load_engine, parse_dtype,
+    };
+    match config.worker_engine() {
+        Engine::Inflate => Ok(Box::new(InflateEngine)),
+        Engine::Hunyuan3d => {
+            let w = &config.worker;
+            if w.weights.is_empty() {
+                return Err(StartError::Model(
+                    "worker.engine = hunyuan3d needs worker.weights (a checkpoint folder)".into(),
+                ));
+            }
+            let settings = Hunyuan3dSettings {
+                dtype: parse_dtype(&w.dtype).map_err(|e| StartError::Model(e.to_string()))?,
+                decoding: if w.volume_decoding == "dense" {
+                    VolumeDecoding::Dense
+                } else {
+                    VolumeDecoding::Hierarchical
+                },
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let engine = load_engine(std::path::Path::new(&w.weights), &w.device, settings)
+                .map_err(|e| StartError::Model(format!("{}: {e}", w.weights)))?;
+            tracing::info!(weights = %w.weights, device = %w.device, dtype = %w.dtype,
+                load_s = started.elapsed().as_secs_f64(), "hunyuan3d model loaded");
+            Ok(engine)
+        }
+    }
 }
 
 /// Everything the worker's tasks share; built once per process.
@@ -94,15 +130,14 @@ impl Worker {
         let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
         db.check_schema().await?;
         let store = storage::build(&config.storage)?;
-        // The model (today the weights-free engine) belongs to this process and stays resident.
-        let pipeline = Arc::new(Pipeline::new(
-            Box::new(InflateEngine),
-            ImageLimits::default(),
-        ));
         let device = config.worker.device.clone();
         let probe = DeviceProbe::open(&device).map_err(StartError::Device)?;
-        if device != "cpu" {
-            // Today's only engine computes on the CPU; the GPU engine arrives with Hunyuan3D-2.
+        // The model belongs to this process and stays resident across jobs.
+        let pipeline = Arc::new(Pipeline::new(
+            build_engine(&config)?,
+            ImageLimits::default(),
+        ));
+        if device != "cpu" && config.worker_engine() == Engine::Inflate {
             tracing::warn!(
                 %device,
                 "the inflate engine runs on the CPU; batch sizing and metrics read {device}'s memory"
@@ -131,7 +166,7 @@ impl Worker {
             max_wait: Duration::from_millis(config.worker.batch_wait_ms),
         };
         Ok(Arc::new(Worker {
-            topology: Topology::new(&config.amqp.queue),
+            topology: Topology::for_engine(&config.amqp.queue, config.worker_engine()),
             id: config.worker_id(),
             device,
             optimizer,
@@ -490,6 +525,21 @@ impl Worker {
         if job.attempt == 1 {
             let wait = (Utc::now() - job.created_at).to_std().unwrap_or_default();
             self.metrics.queue_wait.observe(wait.as_secs_f64());
+        }
+        if job.spec.engine.as_str() != self.engine() {
+            // Engines have their own queues; this happens only through a shared overflow queue
+            // or a misrouted message. Failing visibly beats running the wrong model.
+            return Err((
+                started,
+                Failure::permanent(
+                    "engine_unavailable",
+                    format!(
+                        "the job asks for the {} engine; this worker runs {}",
+                        job.spec.engine.as_str(),
+                        self.engine()
+                    ),
+                ),
+            ));
         }
         if let Some(deadline) = job.spec.deadline
             && deadline < Utc::now()

@@ -310,3 +310,68 @@ fn select_rows<B: Backend>(t: &Tensor<B, 3>, rows: &[usize]) -> Tensor<B, 3> {
     );
     t.clone().select(0, idx)
 }
+
+/// Parses a compute dtype name (`f32`, `f16`, `bf16`).
+pub fn parse_dtype(name: &str) -> Result<DType, ModelError> {
+    match name {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => Err(ModelError::Input(format!(
+            "unknown dtype `{other}` (f32, f16, bf16)"
+        ))),
+    }
+}
+
+/// Loads the engine for a device name (`cpu`, `cuda`, `cuda:N`): the CPU backend computes in
+/// fp32; CUDA (a build with the `cuda` feature) in the requested dtype.
+pub fn load_engine(
+    dir: &Path,
+    device: &str,
+    settings: Hunyuan3dSettings,
+) -> Result<Box<dyn ShapeEngine>, ModelError> {
+    if device == "cpu" {
+        if settings.dtype != DType::F32 {
+            return Err(ModelError::Input(
+                "the CPU backend computes in f32; half precision needs a CUDA device".into(),
+            ));
+        }
+        let engine =
+            Hunyuan3dEngine::<crate::tensor::CpuBackend>::load(dir, settings, &Default::default())?;
+        return Ok(Box::new(engine));
+    }
+    let index = match device {
+        "cuda" => Some(0),
+        d => d
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok()),
+    };
+    let Some(index) = index else {
+        return Err(ModelError::Input(format!(
+            "unknown device `{device}` (cpu, cuda, cuda:N)"
+        )));
+    };
+    load_cuda(dir, index, settings)
+}
+
+#[cfg(feature = "cuda")]
+fn load_cuda(
+    dir: &Path,
+    index: usize,
+    settings: Hunyuan3dSettings,
+) -> Result<Box<dyn ShapeEngine>, ModelError> {
+    let device = burn_cuda::CudaDevice::new(index);
+    let engine = Hunyuan3dEngine::<crate::tensor::GpuBackend>::load(dir, settings, &device)?;
+    Ok(Box::new(engine))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn load_cuda(
+    _dir: &Path,
+    index: usize,
+    _settings: Hunyuan3dSettings,
+) -> Result<Box<dyn ShapeEngine>, ModelError> {
+    Err(ModelError::Unsupported(format!(
+        "device cuda:{index}: this binary was built without the `cuda` feature"
+    )))
+}

@@ -26,7 +26,7 @@ use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 pub use config::{DinoConfig, DitConfig, ModelConfig, Preset, SchedulerConfig};
 pub use dino::Dinov2;
 pub use dit::{DIT_REMAP, Hunyuan3dDit};
-pub use engine::{Hunyuan3dEngine, Hunyuan3dSettings, VolumeDecoding};
+pub use engine::{Hunyuan3dEngine, Hunyuan3dSettings, VolumeDecoding, load_engine, parse_dtype};
 pub use sampler::{Guidance, Step, Stopped, denoise, plan, seeded_noise, sigmas};
 pub use vae::{DecoderKv, GeometryDecoder, ShapeVae, VaeConfig};
 pub use volume::{VolumeOptions, decode_dense, decode_hierarchical};
