@@ -279,7 +279,14 @@ pub mod fleet {
             if let Ok(conn) = orfeas_shared::queue::connect(&self.config.amqp.url).await
                 && let Ok(ch) = conn.create_channel().await
             {
-                for suffix in ["", ".retry", ".dlq"] {
+                for suffix in [
+                    "",
+                    ".retry",
+                    ".dlq",
+                    ".hunyuan3d",
+                    ".hunyuan3d.retry",
+                    ".hunyuan3d.dlq",
+                ] {
                     let name = format!("{}{suffix}", self.config.amqp.queue);
                     let _ = ch
                         .queue_delete(
