@@ -1,31 +1,46 @@
 #!/usr/bin/env bash
 # GPU check for the Hunyuan3D-2 port, run on the device machine from the repository root with
-# .gpu/ and .whl/ carried (build them here first: scripts/gpu_prepare.sh).
+# .gpu/ and .whl/ carried (build them here first: scripts/gpu_prepare.sh):
+#   run(command="bash scripts/gpu_hunyuan3d.sh", carry=[".gpu", ".whl"], timeout_s=580)
+# Steps (each bounded by its own timeout so one slow step cannot eat the whole call):
 #   1. the parity tests against the reference fixtures on burn-cuda (fp32);
-#   2. one DiT forward at full v2-0 size, B = 1 with CFG (2 sequences of 3072 latents + 1370
-#      condition tokens), random weights: ours in fp16 and bf16, then PyTorch hy3dgen in fp16 and
-#      bf16 on the same GPU, in this one run.
-# Results: $OUT/gpu_hunyuan3d.jsonl (one JSON line per timing) and the log.
+#   2. one DiT forward at full v2-0 size, B = 1 with CFG, random weights: ours and PyTorch, fp16;
+#   3. the whole shape pipeline at full v2-0 size, random weights, ours and PyTorch on this GPU:
+#      (a) 30 steps with CFG + dense decoding at R = 256, B = 1 and larger B;
+#      (b) turbo, 5 steps + hierarchical decoding (reference: FlashVDM) at R = 256.
+# Results: $OUT/gpu_hunyuan3d.jsonl (one JSON line per timing) and $OUT/gpu_hunyuan3d.log.
 set -uo pipefail
 OUT="${OUT:-out}"
-mkdir -p "$OUT"
+mkdir -p "$OUT" /tmp/gpu
 log="$OUT/gpu_hunyuan3d.log"
 res="$OUT/gpu_hunyuan3d.jsonl"
 : > "$res"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$log"
+for f in .gpu/*.gz; do gunzip -c "$f" > "/tmp/gpu/$(basename "$f" .gz)"; done
+chmod +x /tmp/gpu/*
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
-echo "== parity on burn-cuda" | tee -a "$log"
-ORFEAS_GPU_TESTS=1 CARGO_MANIFEST_DIR="$PWD/pipeline" timeout 240 .gpu/hunyuan3d-tests --nocapture \
-  parity_on_cuda 2>&1 | tee -a "$log"
-for dtype in f16 bf16; do
-  echo "== ours, v2-0, $dtype" | tee -a "$log"
-  timeout 150 .gpu/dit_bench --device cuda --dtype "$dtype" --preset v2-0 --batch 1 --iters 10 \
-    --warmup 3 2>>"$log" | tee -a "$res"
-  echo "== reference, v2-0, $dtype" | tee -a "$log"
-  PYTHONUNBUFFERED=1 timeout 120 python3 bench/dit_reference.py --device cuda --dtype "$dtype" \
-    --preset v2-0 --batch 1 --iters 10 --warmup 3 2>>"$log" | tee -a "$res"
+ours() { timeout "$1" /tmp/gpu/"${@:2}" 2>>"$log" | tee -a "$res"; }
+ref() { PYTHONUNBUFFERED=1 timeout "$1" python3 "${@:2}" 2>>"$log" | tee -a "$res"; }
+
+echo "== 1. parity on burn-cuda" | tee -a "$log"
+ORFEAS_GPU_TESTS=1 CARGO_MANIFEST_DIR="$PWD/pipeline" timeout 120 /tmp/gpu/hunyuan3d-tests \
+  --nocapture parity_on_cuda 2>&1 | tee -a "$log"
+
+echo "== 2. DiT forward, v2-0, B=1 with CFG, fp16" | tee -a "$log"
+ours 60 dit_bench --device cuda --dtype f16 --preset v2-0 --batch 1 --iters 10 --warmup 3
+ref 60 bench/dit_reference.py --device cuda --dtype f16 --preset v2-0 --batch 1 --iters 10 --warmup 3
+
+echo "== 3a. 30 steps + CFG + dense R=256" | tee -a "$log"
+for b in 1 4; do
+  ours 90 shape_bench --device cuda --dtype f16 --preset v2-0 --steps 30 --decoding dense --resolution 256 --batch "$b" --repeats 2
+  ref 90 bench/shape_reference.py --device cuda --dtype f16 --preset v2-0 --steps 30 --decoding dense --resolution 256 --batch "$b" --repeats 2
 done
+echo "== 3b. turbo 5 steps + hierarchical R=256" | tee -a "$log"
+for b in 1 8; do
+  ours 60 shape_bench --device cuda --dtype f16 --preset v2-0-turbo --steps 5 --decoding hierarchical --resolution 256 --batch "$b" --repeats 2
+done
+ref 60 bench/shape_reference.py --device cuda --dtype f16 --preset v2-0-turbo --steps 5 --decoding flashvdm --resolution 256 --batch 1 --repeats 2
 cat "$res"

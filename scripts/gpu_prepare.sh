@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds what the GPU check (scripts/gpu_hunyuan3d.sh) carries to the device machine:
-#   .gpu/hunyuan3d-tests   the pipeline's Hunyuan3D parity tests, built with --features cuda
-#   .gpu/dit_bench         the DiT timing example, --features cuda
+#   .gpu/hunyuan3d-tests.gz   the pipeline's Hunyuan3D parity tests, built with --features cuda
+#   .gpu/dit_bench.gz         the DiT timing example, --features cuda
+#   .gpu/shape_bench.gz       the whole-pipeline timing example, --features cuda
+# (gzipped: what travels is capped at 64 MiB)
 #   .whl/                  wheels for the PyTorch reference (hy3dgen, einops) for Python 3.12
 # CUDA libraries are loaded at run time (CUDARC_CUDA_VERSION=13000 matches the device's CUDA 13.0),
 # so this builds on a machine without a GPU. Its own target directory keeps the CPU build's cache
@@ -12,7 +14,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${ORFEAS_CUDA_TARGET_DIR:-$HOME/.cache/orfeas/target-cuda}"
 export CUDARC_CUDA_VERSION=13000
 mkdir -p .gpu .whl
-cargo build --release -p orfeas-pipeline --features cuda --example dit_bench
+cargo build --release -p orfeas-pipeline --features cuda --example dit_bench --example shape_bench
 test_bin=$(cargo test --release -p orfeas-pipeline --features cuda --test hunyuan3d --no-run \
   --message-format=json 2>/dev/null | python3 -c '
 import json, sys
@@ -20,9 +22,12 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "hunyuan3d":
         print(m["executable"])')
+rm -f .gpu/*
 cp "$CARGO_TARGET_DIR/release/examples/dit_bench" .gpu/dit_bench
+cp "$CARGO_TARGET_DIR/release/examples/shape_bench" .gpu/shape_bench
 cp "$test_bin" .gpu/hunyuan3d-tests
-strip .gpu/dit_bench .gpu/hunyuan3d-tests
+strip .gpu/dit_bench .gpu/shape_bench .gpu/hunyuan3d-tests
+gzip -9 .gpu/dit_bench .gpu/shape_bench .gpu/hunyuan3d-tests
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   "${plat[@]}" -d .whl hy3dgen==2.0.2 einops==0.8.1

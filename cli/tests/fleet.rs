@@ -747,6 +747,33 @@ async fn a_gpu_worker_without_a_driver_refuses_to_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hunyuan3d_worker_without_usable_weights_refuses_to_start() {
+    let env = TestEnv::with("e2e_noweights", &[("ORFEAS__WORKER__ENGINE", "hunyuan3d")]).await;
+    let err = orfeas_worker::Worker::new(env.config.clone())
+        .await
+        .expect_err("no weights configured");
+    assert!(err.to_string().contains("worker.weights"), "{err}");
+    // A truncated checkpoint: the start-up error names the file problem.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("truncated-ckpt");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let src = common::repo().join("pipeline/tests/fixtures/hunyuan3d/tiny");
+    std::fs::copy(src.join("config.yaml"), dir.join("config.yaml")).expect("config");
+    let bytes = std::fs::read(src.join("model.fp16.safetensors")).expect("weights");
+    std::fs::write(
+        dir.join("model.fp16.safetensors"),
+        &bytes[..bytes.len() - 100],
+    )
+    .expect("write");
+    let mut config = env.config.clone();
+    config.worker.weights = dir.display().to_string();
+    let err = orfeas_worker::Worker::new(config)
+        .await
+        .expect_err("corrupt weights");
+    assert!(err.to_string().contains("safetensors"), "{err}");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_answers_429_with_retry_after() {
     let env = TestEnv::with("e2e_full", &[("ORFEAS__API__MAX_QUEUED_JOBS", "2")]).await;
     let api = env.start_api().await;

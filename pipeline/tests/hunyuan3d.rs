@@ -98,6 +98,8 @@ fn check_dino<Bk: Backend>(device: &Bk::Device, tol: f32) {
     cfg.input_size = 84;
     let dino = model
         .checkpoint
+        .as_ref()
+        .unwrap()
         .load(
             Dinov2::<Bk>::new(&cfg, device),
             DINO_PREFIX,
@@ -728,5 +730,82 @@ fn engine_end_to_end_matches_the_reference_pipeline() {
     assert!(
         vo * vr > 0.0 && ((vo - vr) / vr).abs() < 0.02,
         "{vo} vs {vr}"
+    );
+}
+
+#[test]
+fn engine_batches_equal_single_runs_and_bad_options_fail_alone() {
+    use orfeas_pipeline::image::{MaskSource, PreprocessedImage};
+    use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dEngine, Hunyuan3dSettings};
+    use orfeas_pipeline::shape::{ShapeEngine, ShapeOptions, ShapeRequest};
+
+    let device = Default::default();
+    let engine = Hunyuan3dEngine::<B>::load(
+        &fixtures_dir().join("tiny"),
+        Hunyuan3dSettings::default(),
+        &device,
+    )
+    .unwrap();
+    let png = image::open(fixtures_dir().join("tiny/e2e_input.png"))
+        .unwrap()
+        .to_rgb8();
+    let size = png.width() as usize;
+    let a = PreprocessedImage {
+        size,
+        rgb: png.into_raw(),
+        mask: vec![255; size * size],
+        mask_source: MaskSource::WholeImage,
+    };
+    let mut b = a.clone();
+    b.rgb.iter_mut().step_by(7).for_each(|v| *v = 255 - *v);
+    let base = ShapeOptions {
+        octree_resolution: 64,
+        steps: 3,
+        ..Default::default()
+    };
+    let other_seed = ShapeOptions {
+        seed: 99,
+        ..base.clone()
+    };
+    let other_steps = ShapeOptions {
+        steps: 2,
+        ..base.clone()
+    };
+    let bad = ShapeOptions {
+        octree_resolution: 9,
+        ..base.clone()
+    };
+    let reqs = [
+        ShapeRequest::new(&a, &base),
+        ShapeRequest::new(&b, &other_seed),
+        ShapeRequest::new(&a, &bad),
+        ShapeRequest::new(&b, &other_steps),
+    ];
+    let together = engine.generate(&reqs);
+    assert!(matches!(
+        together[2],
+        Err(orfeas_pipeline::error::ShapeError::InvalidOption { .. })
+    ));
+    for i in [0, 1, 3] {
+        let alone = engine.generate(&reqs[i..=i]).remove(0).unwrap();
+        let with = together[i].as_ref().unwrap();
+        assert_eq!(
+            alone.mesh.triangles, with.mesh.triangles,
+            "request {i}: same topology"
+        );
+        let worst = alone
+            .mesh
+            .positions
+            .iter()
+            .zip(&with.mesh.positions)
+            .map(|(p, q)| (0..3).map(|k| (p[k] - q[k]).abs()).fold(0f32, f32::max))
+            .fold(0f32, f32::max);
+        // Batched and single matrix products sum in different orders: ≤ 3% of a grid cell.
+        assert!(worst < 1e-3, "request {i}: {worst}");
+    }
+    // Different seeds give different shapes.
+    assert_ne!(
+        together[0].as_ref().unwrap().mesh.positions,
+        together[1].as_ref().unwrap().mesh.positions
     );
 }

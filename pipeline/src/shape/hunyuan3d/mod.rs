@@ -21,7 +21,7 @@ pub mod weights;
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+use burn::tensor::{DType, Element, Tensor, TensorData, backend::Backend};
 
 pub use config::{DinoConfig, DitConfig, ModelConfig, Preset, SchedulerConfig};
 pub use dino::Dinov2;
@@ -77,8 +77,9 @@ pub struct ShapeModel<B: Backend> {
     pub vae: ShapeVae<B>,
     pub dtype: DType,
     pub device: B::Device,
-    /// The opened checkpoint (memory-mapped; tests load variants of its modules from it).
-    pub checkpoint: Checkpoint,
+    /// The opened checkpoint (memory-mapped; tests load variants of its modules from it), if
+    /// the model was loaded from one.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// The weights file inside a checkpoint folder (the released name first).
@@ -161,8 +162,26 @@ impl<B: Backend> ShapeModel<B> {
             vae,
             dtype,
             device: device.clone(),
-            checkpoint,
+            checkpoint: Some(checkpoint),
         })
+    }
+
+    /// A model with random N(0, 0.02²) weights in the backend's default float type (benchmarks
+    /// of the full-size configurations without a checkpoint). Weights materialise on first use.
+    pub fn random(config: ModelConfig, vae_config: VaeConfig, device: &B::Device) -> Self {
+        let dino = Dinov2::new(&config.dino, device);
+        let dit = Hunyuan3dDit::new(&config.dit, device);
+        let vae = ShapeVae::new(&vae_config, device);
+        Self {
+            dtype: B::FloatElem::dtype(),
+            config,
+            vae_config,
+            dino,
+            dit,
+            vae,
+            device: device.clone(),
+            checkpoint: None,
+        }
     }
 
     /// Condition tokens `[B, tokens, hidden]` for images `[B, 3, H, W]` given as row-major values

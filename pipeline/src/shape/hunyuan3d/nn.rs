@@ -25,6 +25,20 @@ pub fn lazy_param<B: Backend, const D: usize>(
     )
 }
 
+/// A lazy parameter of ones (norm scales of unloaded models, as PyTorch initialises them).
+pub fn lazy_ones<B: Backend, const D: usize>(
+    shape: [usize; D],
+    device: &B::Device,
+) -> Param<Tensor<B, D>> {
+    Param::uninitialized(
+        ParamId::new(),
+        move |device, _| Tensor::ones(shape, device),
+        device.clone(),
+        false,
+        Shape::new(shape),
+    )
+}
+
 /// `torch.nn.Linear`. The weight is held as `[in, out]`, contiguous, because matrix products
 /// against a transposed view cost the CPU backend a copy of the weight per call (2× slower
 /// measured on a 4096² layer); the checkpoint's `[out, in]` tensor is transposed once while loading
@@ -59,7 +73,7 @@ pub struct LayerNorm<B: Backend> {
 impl<B: Backend> LayerNorm<B> {
     pub fn new(dim: usize, eps: f64, device: &B::Device) -> Self {
         Self {
-            weight: lazy_param([dim], device),
+            weight: lazy_ones([dim], device),
             bias: lazy_param([dim], device),
             eps,
         }
@@ -94,7 +108,7 @@ pub struct RmsNorm<B: Backend> {
 impl<B: Backend> RmsNorm<B> {
     pub fn new(dim: usize, device: &B::Device) -> Self {
         Self {
-            scale: lazy_param([dim], device),
+            scale: lazy_ones([dim], device),
         }
     }
 
