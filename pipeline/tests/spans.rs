@@ -80,4 +80,55 @@ fn stages_and_sub_steps_have_their_spans() {
             "{sub}: {parents:?}"
         );
     }
+
+    // The hunyuan3d engine: its four sub-steps under each image's shape_generation.
+    let engine = orfeas_pipeline::shape::hunyuan3d::Hunyuan3dEngine::<
+        orfeas_pipeline::tensor::CpuBackend,
+    >::load(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/hunyuan3d/tiny"
+        )),
+        Default::default(),
+        &Default::default(),
+    )
+    .expect("tiny checkpoint");
+    let pipeline = Pipeline::new(Box::new(engine), ImageLimits::default());
+    let mut opts = JobOptions::default();
+    opts.shape.octree_resolution = 64;
+    opts.shape.steps = 2;
+    let recorder = Recorder::default();
+    let subscriber = tracing_subscriber::registry().with(recorder.clone());
+    let reports = tracing::subscriber::with_default(subscriber, || {
+        let items = [
+            BatchItem::new(&bytes, &opts).with_parent(tracing::info_span!("job_a")),
+            BatchItem::new(&bytes, &opts).with_parent(tracing::info_span!("job_b")),
+        ];
+        pipeline.run_batch(&items, &mut NoProgress)
+    });
+    assert!(reports.iter().all(|r| r.result.is_ok()), "{reports:?}");
+    let spans = recorder.0.lock().expect("lock").clone();
+    for sub in [
+        "conditioning",
+        "denoising",
+        "volume_decoding",
+        "surface_extraction",
+    ] {
+        let parents: Vec<_> = spans
+            .iter()
+            .filter(|(n, _)| n == sub)
+            .map(|(_, p)| p.clone())
+            .collect();
+        assert_eq!(
+            parents.len(),
+            2,
+            "hunyuan3d {sub} once per image: {spans:?}"
+        );
+        assert!(
+            parents
+                .iter()
+                .all(|p| p.as_deref() == Some("shape_generation")),
+            "hunyuan3d {sub}: {parents:?}"
+        );
+    }
 }

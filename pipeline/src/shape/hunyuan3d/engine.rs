@@ -40,6 +40,9 @@ pub struct Hunyuan3dSettings {
     /// Overrides the checkpoint's sampler (e.g. flow matching for a guidance-distilled "fast"
     /// model); `None` uses the one in `config.yaml`.
     pub scheduler: Option<SchedulerConfig>,
+    /// Close surfaces where the shape meets the decoding box (the reference leaves holes there):
+    /// the box's outermost samples are treated as outside.
+    pub close_at_box: bool,
 }
 
 impl Default for Hunyuan3dSettings {
@@ -49,6 +52,7 @@ impl Default for Hunyuan3dSettings {
             decoding: VolumeDecoding::Hierarchical,
             min_resolution: 63,
             scheduler: None,
+            close_at_box: true,
         }
     }
 }
@@ -162,7 +166,13 @@ where
         if valid.is_empty() {
             return results.into_iter().map(|r| r.expect("set above")).collect();
         }
-        match self.run(batch, &valid) {
+        // burn's backends panic on device errors (CUDA out of memory among them). Contain the
+        // panic here: out of memory becomes `OutOfMemory`, which the worker answers by splitting
+        // the batch; anything else fails this batch's jobs with the message.
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(batch, &valid)))
+                .unwrap_or_else(|panic| Err(panic_error(panic.as_ref())));
+        match ran {
             Ok(outcomes) => {
                 for (i, outcome) in valid.iter().zip(outcomes) {
                     results[*i] = Some(outcome);
@@ -273,6 +283,10 @@ impl<B: Backend> Hunyuan3dEngine<B> {
             for (&p, volume) in members.iter().zip(volumes) {
                 let req = &batch[valid[p]];
                 let _span = tracing::info_span!(parent: &req.span, "surface_extraction").entered();
+                let mut volume = volume;
+                if self.settings.close_at_box {
+                    close_at_box(&mut volume);
+                }
                 let mut mesh = marching_cubes(&volume, 0.0);
                 if mesh.is_empty() {
                     out[p] = Some(Err(ShapeError::EmptySurface {
@@ -294,6 +308,43 @@ impl<B: Backend> Hunyuan3dEngine<B> {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(engine_error("no result"))))
             .collect())
+    }
+}
+
+/// Marks the volume's outermost samples outside (at most −1, NaN included), so a shape that
+/// reaches the box gets a cap one cell inside it instead of a hole.
+fn close_at_box(vol: &mut crate::shape::mc::Volume) {
+    let [n0, n1, n2] = vol.dims;
+    for i in 0..n0 {
+        for j in 0..n1 {
+            for k in 0..n2 {
+                let border =
+                    i == 0 || j == 0 || k == 0 || i + 1 == n0 || j + 1 == n1 || k + 1 == n2;
+                if border {
+                    let v = &mut vol.data[(i * n1 + j) * n2 + k];
+                    if v.is_nan() || *v > -1.0 {
+                        *v = -1.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn panic_error(panic: &(dyn std::any::Any + Send)) -> ShapeError {
+    let msg = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    let lower = msg.to_lowercase();
+    if lower.contains("out of memory")
+        || lower.contains("outofmemory")
+        || lower.contains("out_of_memory")
+    {
+        ShapeError::OutOfMemory { detail: msg }
+    } else {
+        engine_error(format!("the model failed: {msg}"))
     }
 }
 
@@ -374,4 +425,24 @@ fn load_cuda(
     Err(ModelError::Unsupported(format!(
         "device cuda:{index}: this binary was built without the `cuda` feature"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_map_to_out_of_memory_or_engine_errors() {
+        let oom: Box<dyn std::any::Any + Send> =
+            Box::new(String::from("CUDA_ERROR_OUT_OF_MEMORY: out of memory"));
+        assert!(matches!(
+            panic_error(oom.as_ref()),
+            ShapeError::OutOfMemory { .. }
+        ));
+        let other: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+        assert!(matches!(
+            panic_error(other.as_ref()),
+            ShapeError::Engine { .. }
+        ));
+    }
 }
