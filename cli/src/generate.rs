@@ -102,25 +102,14 @@ impl GenerateArgs {
 
 /// The engine the arguments name, with its model loaded.
 pub fn engine(args: &GenerateArgs) -> anyhow::Result<Box<dyn ShapeEngine>> {
-    use orfeas_pipeline::shape::hunyuan3d::{
-        Hunyuan3dSettings, VolumeDecoding, load_engine, parse_dtype,
-    };
+    use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dSettings, load_engine};
     match args.engine {
         EngineKind::Inflate => Ok(Box::new(InflateEngine)),
         EngineKind::Hunyuan3d => {
             let Some(dir) = &args.weights else {
                 bail!("--engine hunyuan3d needs --weights DIR (a checkpoint folder)");
             };
-            let decoding = match args.decoding.as_str() {
-                "hierarchical" => VolumeDecoding::Hierarchical,
-                "dense" => VolumeDecoding::Dense,
-                other => bail!("--decoding {other}: expected hierarchical or dense"),
-            };
-            let settings = Hunyuan3dSettings {
-                dtype: parse_dtype(&args.dtype)?,
-                decoding,
-                ..Default::default()
-            };
+            let settings = Hunyuan3dSettings::from_names(&args.dtype, &args.decoding)?;
             load_engine(dir, &args.device, settings)
                 .with_context(|| format!("loading the hunyuan3d checkpoint {}", dir.display()))
         }

@@ -58,9 +58,7 @@ pub enum StartError {
 
 /// The engine `worker.engine` names, with its model loaded (once per process).
 pub fn build_engine(config: &Config) -> Result<Box<dyn ShapeEngine>, StartError> {
-    use orfeas_pipeline::shape::hunyuan3d::{
-        Hunyuan3dSettings, VolumeDecoding, load_engine, parse_dtype,
-    };
+    use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dSettings, load_engine};
     match config.worker_engine() {
         Engine::Inflate => Ok(Box::new(InflateEngine)),
         Engine::Hunyuan3d => {
@@ -70,15 +68,8 @@ pub fn build_engine(config: &Config) -> Result<Box<dyn ShapeEngine>, StartError>
                     "worker.engine = hunyuan3d needs worker.weights (a checkpoint folder)".into(),
                 ));
             }
-            let settings = Hunyuan3dSettings {
-                dtype: parse_dtype(&w.dtype).map_err(|e| StartError::Model(e.to_string()))?,
-                decoding: if w.volume_decoding == "dense" {
-                    VolumeDecoding::Dense
-                } else {
-                    VolumeDecoding::Hierarchical
-                },
-                ..Default::default()
-            };
+            let settings = Hunyuan3dSettings::from_names(&w.dtype, &w.volume_decoding)
+                .map_err(|e| StartError::Model(e.to_string()))?;
             let started = std::time::Instant::now();
             let engine = load_engine(std::path::Path::new(&w.weights), &w.device, settings)
                 .map_err(|e| StartError::Model(format!("{}: {e}", w.weights)))?;

@@ -57,6 +57,27 @@ impl Default for Hunyuan3dSettings {
     }
 }
 
+impl Hunyuan3dSettings {
+    /// Settings from configuration names: dtype `f32`/`f16`/`bf16`, decoding
+    /// `hierarchical`/`dense`.
+    pub fn from_names(dtype: &str, decoding: &str) -> Result<Self, ModelError> {
+        let decoding = match decoding {
+            "hierarchical" => VolumeDecoding::Hierarchical,
+            "dense" => VolumeDecoding::Dense,
+            other => {
+                return Err(ModelError::Input(format!(
+                    "unknown volume decoding `{other}` (hierarchical, dense)"
+                )));
+            }
+        };
+        Ok(Self {
+            dtype: parse_dtype(dtype)?,
+            decoding,
+            ..Default::default()
+        })
+    }
+}
+
 /// The engine: one resident model per worker process.
 #[derive(Debug)]
 pub struct Hunyuan3dEngine<B: Backend> {
@@ -428,8 +449,19 @@ fn load_cuda(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_from_configuration_names() {
+        let s = Hunyuan3dSettings::from_names("bf16", "dense").unwrap();
+        assert_eq!((s.dtype, s.decoding), (DType::BF16, VolumeDecoding::Dense));
+        assert!(s.close_at_box);
+        assert!(Hunyuan3dSettings::from_names("f64", "dense").is_err());
+        let err = Hunyuan3dSettings::from_names("f32", "flashvdm").unwrap_err();
+        assert!(err.to_string().contains("hierarchical, dense"), "{err}");
+    }
 
     #[test]
     fn panics_map_to_out_of_memory_or_engine_errors() {
