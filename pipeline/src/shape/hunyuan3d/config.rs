@@ -248,32 +248,21 @@ fn class_name(target: &str) -> &str {
     target.rsplit('.').next().unwrap_or(target)
 }
 
+/// `model.params`: absent keys take [`DitConfig`]'s defaults (the reference constructor's).
 #[derive(Deserialize)]
 struct DitParams {
-    #[serde(default = "d64")]
-    in_channels: usize,
-    #[serde(default = "d1536")]
-    context_in_dim: usize,
-    #[serde(default = "d1024")]
-    hidden_size: usize,
-    #[serde(default = "d4")]
-    mlp_ratio: f64,
-    #[serde(default = "d16")]
-    num_heads: usize,
-    #[serde(default = "d16")]
-    depth: usize,
-    #[serde(default = "d32")]
-    depth_single_blocks: usize,
-    #[serde(default = "axes")]
-    axes_dim: Vec<usize>,
-    #[serde(default = "d10000")]
-    theta: usize,
-    #[serde(default = "yes")]
-    qkv_bias: bool,
-    #[serde(default = "d1000f")]
-    time_factor: f64,
-    #[serde(default)]
-    guidance_embed: bool,
+    in_channels: Option<usize>,
+    context_in_dim: Option<usize>,
+    hidden_size: Option<usize>,
+    mlp_ratio: Option<f64>,
+    num_heads: Option<usize>,
+    depth: Option<usize>,
+    depth_single_blocks: Option<usize>,
+    axes_dim: Option<Vec<usize>>,
+    theta: Option<usize>,
+    qkv_bias: Option<bool>,
+    time_factor: Option<f64>,
+    guidance_embed: Option<bool>,
     #[serde(default)]
     ckpt_path: Option<String>,
 }
@@ -349,14 +338,8 @@ const fn d12() -> usize {
 const fn d16() -> usize {
     16
 }
-const fn d32() -> usize {
-    32
-}
 const fn d50() -> usize {
     50
-}
-const fn d64() -> usize {
-    64
 }
 const fn d224() -> usize {
     224
@@ -370,20 +353,8 @@ const fn d768() -> usize {
 const fn d1000() -> usize {
     1000
 }
-const fn d1024() -> usize {
-    1024
-}
-const fn d1536() -> usize {
-    1536
-}
-const fn d10000() -> usize {
-    10000
-}
 const fn d4() -> f64 {
     4.0
-}
-const fn d1000f() -> f64 {
-    1000.0
 }
 const fn one() -> f64 {
     1.0
@@ -396,9 +367,6 @@ const fn border() -> f64 {
 }
 const fn yes() -> bool {
     true
-}
-fn axes() -> Vec<usize> {
-    vec![64]
 }
 
 impl ModelConfig {
@@ -421,19 +389,20 @@ impl ModelConfig {
                 "model.params.ckpt_path (a separate denoiser checkpoint)".into(),
             ));
         }
+        let d = DitConfig::new();
         let dit = DitConfig {
-            in_channels: p.in_channels,
-            context_in_dim: p.context_in_dim,
-            hidden_size: p.hidden_size,
-            mlp_ratio: p.mlp_ratio,
-            num_heads: p.num_heads,
-            depth: p.depth,
-            depth_single_blocks: p.depth_single_blocks,
-            axes_dim: p.axes_dim,
-            theta: p.theta,
-            qkv_bias: p.qkv_bias,
-            time_factor: p.time_factor,
-            guidance_embed: p.guidance_embed,
+            in_channels: p.in_channels.unwrap_or(d.in_channels),
+            context_in_dim: p.context_in_dim.unwrap_or(d.context_in_dim),
+            hidden_size: p.hidden_size.unwrap_or(d.hidden_size),
+            mlp_ratio: p.mlp_ratio.unwrap_or(d.mlp_ratio),
+            num_heads: p.num_heads.unwrap_or(d.num_heads),
+            depth: p.depth.unwrap_or(d.depth),
+            depth_single_blocks: p.depth_single_blocks.unwrap_or(d.depth_single_blocks),
+            axes_dim: p.axes_dim.unwrap_or(d.axes_dim),
+            theta: p.theta.unwrap_or(d.theta),
+            qkv_bias: p.qkv_bias.unwrap_or(d.qkv_bias),
+            time_factor: p.time_factor.unwrap_or(d.time_factor),
+            guidance_embed: p.guidance_embed.unwrap_or(d.guidance_embed),
         };
         dit.validate()?;
 

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 
+use super::nn::select_rows;
 use super::sampler::{Guidance, denoise, plan, seeded_noise};
 use super::volume::{VolumeOptions, decode_dense, decode_hierarchical};
 use super::{ModelError, SchedulerConfig, ShapeModel};
@@ -367,20 +368,6 @@ fn panic_error(panic: &(dyn std::any::Any + Send)) -> ShapeError {
     } else {
         engine_error(format!("the model failed: {msg}"))
     }
-}
-
-fn select_rows<B: Backend>(t: &Tensor<B, 3>, rows: &[usize]) -> Tensor<B, 3> {
-    if rows.len() == t.dims()[0] && rows.iter().enumerate().all(|(k, &r)| k == r) {
-        return t.clone();
-    }
-    let idx = Tensor::<B, 1, burn::tensor::Int>::from_data(
-        TensorData::new(
-            rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
-            [rows.len()],
-        ),
-        &t.device(),
-    );
-    t.clone().select(0, idx)
 }
 
 /// Parses a compute dtype name (`f32`, `f16`, `bf16`).

@@ -7,7 +7,9 @@
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, Distribution, Shape, Tensor, activation, backend::Backend};
+use burn::tensor::{
+    DType, Distribution, Int, Shape, Tensor, TensorData, activation, backend::Backend,
+};
 
 /// A parameter of the given shape whose value is only materialised if it is used before a
 /// checkpoint replaces it: then N(0, 0.02²) random values, which is what benchmarks of unloaded
@@ -173,6 +175,16 @@ pub fn attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) 
         start += len;
     }
     Tensor::cat(parts, 2)
+}
+
+/// The batch rows `rows` of `t`, in that order (`t` itself when that is all of it).
+pub fn select_rows<B: Backend, const D: usize>(t: &Tensor<B, D>, rows: &[usize]) -> Tensor<B, D> {
+    if rows.len() == t.dims()[0] && rows.iter().enumerate().all(|(k, &r)| k == r) {
+        return t.clone();
+    }
+    let idx = rows.iter().map(|&r| r as i64).collect::<Vec<_>>();
+    let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [rows.len()]), &t.device());
+    t.clone().select(0, idx)
 }
 
 /// `[B, L, H·D]` → `[B, H, L, D]`.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::ModelError;
-use super::nn::{LayerNorm, Linear, attention, gelu, merge_heads};
+use super::nn::{LayerNorm, Linear, attention, gelu, merge_heads, select_rows};
 
 /// `ShapeVAE` constructor parameters (`vae.params` of `config.yaml`), with its defaults.
 #[derive(Config, Debug, PartialEq)]
@@ -288,17 +288,9 @@ impl<B: Backend> DecoderKv<B> {
 
     /// The KV of the shapes at `rows` (in that order).
     pub fn select(&self, rows: &[usize]) -> Self {
-        let device = self.k.device();
-        let idx = Tensor::<B, 1, burn::tensor::Int>::from_data(
-            TensorData::new(
-                rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
-                [rows.len()],
-            ),
-            &device,
-        );
         DecoderKv {
-            k: self.k.clone().select(0, idx.clone()),
-            v: self.v.clone().select(0, idx),
+            k: select_rows(&self.k, rows),
+            v: select_rows(&self.v, rows),
         }
     }
 }

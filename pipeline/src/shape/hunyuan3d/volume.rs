@@ -259,11 +259,7 @@ pub fn decode_hierarchical<B: Backend>(
                 let pad = *part.last().expect("active rows are non-empty");
                 points.extend(std::iter::repeat_n(point(pad), width - part.len()));
             }
-            let sub = if active.len() == kv.batch() {
-                kv.clone()
-            } else {
-                kv.select(&active)
-            };
+            let sub = kv.select(&active);
             let logits = to_host(geo.query_each(&sub, &points, width));
             for (row, &b) in active.iter().enumerate() {
                 let part = &selected[b][lo_i..(lo_i + width).min(selected[b].len())];

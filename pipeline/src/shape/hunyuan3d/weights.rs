@@ -142,11 +142,8 @@ impl Checkpoint {
     ) -> Result<M, ModelError> {
         let mut loader = Loader {
             checkpoint: self,
-            prefix,
-            remap,
+            at: ParamPath::new(prefix, remap),
             dtype,
-            path: Vec::new(),
-            containers: Vec::new(),
             visited: BTreeSet::new(),
             errors: Vec::new(),
             _backend: std::marker::PhantomData::<B>,
@@ -225,56 +222,80 @@ fn convert(
     })
 }
 
-struct Loader<'a, B: Backend> {
-    checkpoint: &'a Checkpoint,
+/// Where a module walk stands: the field path and the container types entered, from which a
+/// parameter's checkpoint key and orientation follow. Shared by the loader and [`manifest`].
+struct ParamPath<'a> {
     prefix: &'a str,
     remap: KeyRemap,
-    dtype: DType,
     path: Vec<String>,
     containers: Vec<String>,
+}
+
+impl<'a> ParamPath<'a> {
+    fn new(prefix: &'a str, remap: KeyRemap) -> Self {
+        Self {
+            prefix,
+            remap,
+            path: Vec::new(),
+            containers: Vec::new(),
+        }
+    }
+
+    fn enter(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit(&mut self) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    /// The current parameter's checkpoint key.
+    fn key(&self) -> String {
+        format!("{}{}", self.prefix, self.remap.apply(&self.path.join(".")))
+    }
+
+    /// Whether the current parameter is an `nn::Linear` weight, held transposed relative to the
+    /// checkpoint.
+    fn is_linear_weight(&self) -> bool {
+        self.path.last().is_some_and(|p| p == "weight")
+            && self.containers.last().is_some_and(|c| c == "Struct:Linear")
+    }
+
+    /// A parameter shape in the checkpoint's orientation.
+    fn checkpoint_shape(&self, shape: Vec<usize>) -> Vec<usize> {
+        if self.is_linear_weight() {
+            shape.into_iter().rev().collect()
+        } else {
+            shape
+        }
+    }
+}
+
+struct Loader<'a, B: Backend> {
+    checkpoint: &'a Checkpoint,
+    at: ParamPath<'a>,
+    dtype: DType,
     visited: BTreeSet<String>,
     errors: Vec<ModelError>,
     _backend: std::marker::PhantomData<B>,
 }
 
-impl<B: Backend> Loader<'_, B> {
-    fn key(&self) -> String {
-        format!("{}{}", self.prefix, self.remap.apply(&self.path.join(".")))
-    }
-}
-
-/// Whether the parameter at `path` (entered from `containers`) is an `nn::Linear` weight, held
-/// transposed relative to the checkpoint.
-fn is_linear_weight(path: &[String], containers: &[String]) -> bool {
-    path.last().is_some_and(|p| p == "weight")
-        && containers.last().is_some_and(|c| c == "Struct:Linear")
-}
-
-/// The checkpoint-orientation shape of a parameter.
-fn checkpoint_shape(shape: Vec<usize>, linear_weight: bool) -> Vec<usize> {
-    if linear_weight {
-        shape.into_iter().rev().collect()
-    } else {
-        shape
-    }
-}
-
 impl<B: Backend> ModuleMapper<B> for Loader<'_, B> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-        self.containers.pop();
+        self.at.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let key = self.key();
+        let key = self.at.key();
         self.visited.insert(key.clone());
-        let linear = is_linear_weight(&self.path, &self.containers);
-        let expected = checkpoint_shape(param.lazy_shape().to_vec(), linear);
+        let linear = self.at.is_linear_weight();
+        let expected = self.at.checkpoint_shape(param.lazy_shape().to_vec());
         let Some((_, found, _)) = self.checkpoint.tensors.get(&key) else {
             self.errors.push(ModelError::MissingTensor { key });
             return param;
@@ -310,33 +331,23 @@ pub fn manifest<B: Backend, M: Module<B>>(
     remap: KeyRemap,
 ) -> BTreeMap<String, Vec<usize>> {
     struct Collect<'a> {
-        prefix: &'a str,
-        remap: KeyRemap,
-        path: Vec<String>,
-        containers: Vec<String>,
+        at: ParamPath<'a>,
         out: BTreeMap<String, Vec<usize>>,
     }
     impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
         fn enter_module(&mut self, name: &str, container_type: &str) {
-            self.path.push(name.to_string());
-            self.containers.push(container_type.to_string());
+            self.at.enter(name, container_type);
         }
         fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-            self.containers.pop();
+            self.at.exit();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let key = format!("{}{}", self.prefix, self.remap.apply(&self.path.join(".")));
-            let linear = is_linear_weight(&self.path, &self.containers);
-            self.out
-                .insert(key, checkpoint_shape(param.lazy_shape().to_vec(), linear));
+            let shape = self.at.checkpoint_shape(param.lazy_shape().to_vec());
+            self.out.insert(self.at.key(), shape);
         }
     }
     let mut c = Collect {
-        prefix,
-        remap,
-        path: Vec::new(),
-        containers: Vec::new(),
+        at: ParamPath::new(prefix, remap),
         out: BTreeMap::new(),
     };
     module.visit(&mut c);
