@@ -1,18 +1,18 @@
 //! The API's one error type, mapped to `{error: {code, message}}` and its HTTP status in one
-//! place, through the shared error-code table.
+//! place, through the vocabulary's error-code table.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orfeas_shared::db::DbError;
-use orfeas_shared::errors;
 use orfeas_shared::storage::StorageError;
+use orfeas_vocab::ErrorCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -21,15 +21,15 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code (see the README's error table).
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             code,
             message: message.into(),
@@ -37,30 +37,29 @@ impl ApiError {
     }
 
     pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new("bad_request", m)
+        Self::new(ErrorCode::BadRequest, m)
     }
     pub fn not_found(m: impl Into<String>) -> Self {
-        Self::new("not_found", m)
+        Self::new(ErrorCode::NotFound, m)
     }
     pub fn conflict(m: impl Into<String>) -> Self {
-        Self::new("conflict", m)
+        Self::new(ErrorCode::Conflict, m)
     }
     pub fn too_large(m: impl Into<String>) -> Self {
-        Self::new("payload_too_large", m)
+        Self::new(ErrorCode::PayloadTooLarge, m)
     }
     pub fn unsupported(m: impl Into<String>) -> Self {
-        Self::new("unsupported_media_type", m)
+        Self::new(ErrorCode::UnsupportedMediaType, m)
     }
     pub fn validation(m: impl Into<String>) -> Self {
-        Self::new("validation_failed", m)
+        Self::new(ErrorCode::ValidationFailed, m)
     }
     pub fn unavailable(m: impl Into<String>) -> Self {
-        Self::new("service_unavailable", m)
+        Self::new(ErrorCode::ServiceUnavailable, m)
     }
 
     pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(errors::lookup(self.code).http_status)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -68,13 +67,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!(code = self.code, message = %self.message, "request failed");
+            tracing::warn!(code = %self.code, message = %self.message, "request failed");
         }
         let mut resp = (
             status,
             Json(ErrorBody {
                 error: ErrorDetail {
-                    code: self.code.to_owned(),
+                    code: self.code,
                     message: self.message,
                 },
             }),
@@ -91,7 +90,7 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Corrupt(..) => ApiError::new("internal", e.to_string()),
+            DbError::Corrupt(..) => ApiError::new(ErrorCode::Internal, e.to_string()),
             other => ApiError::unavailable(format!("database: {other}")),
         }
     }
@@ -100,5 +99,25 @@ impl From<DbError> for ApiError {
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         ApiError::unavailable(format!("storage: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_come_from_the_table() {
+        for code in ErrorCode::ALL {
+            let e = ApiError::new(code, "x");
+            assert_eq!(e.status().as_u16(), code.http_status(), "{code}");
+        }
+        let resp = ApiError::new(ErrorCode::TooManyJobs, "wait").into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            ApiError::from(DbError::Corrupt("x".into())).code,
+            ErrorCode::Internal
+        );
     }
 }

@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 use object_store::ObjectStore;
 use orfeas_shared::Config;
 use orfeas_shared::db::Db;
+use orfeas_shared::heartbeat::{self, WorkerHeartbeat};
+use orfeas_shared::metrics::ApiMetrics;
 use orfeas_shared::queue::Publisher;
 use redis::aio::ConnectionManager;
+
+use crate::error::ApiError;
+use crate::service::JobsService;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -17,10 +22,20 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     pub store: Arc<dyn ObjectStore>,
     pub redis: Option<ConnectionManager>,
-    pub queued: Arc<QueuedGauge>,
-    /// Confirmed publications, marked in PostgreSQL in batches by [`crate::confirm_marker`].
-    pub confirmed: tokio::sync::mpsc::UnboundedSender<orfeas_shared::domain::JobId>,
-    pub metrics: Arc<orfeas_shared::metrics::ApiMetrics>,
+    pub metrics: Arc<ApiMetrics>,
+    pub jobs: JobsService,
+}
+
+impl AppState {
+    /// Workers whose heartbeat has not expired.
+    pub async fn live_workers(&self) -> Result<Vec<WorkerHeartbeat>, ApiError> {
+        let Some(mut conn) = self.redis.clone() else {
+            return Err(ApiError::unavailable("Redis is not connected"));
+        };
+        heartbeat::list(&mut conn, &self.config.redis.key_prefix)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("redis: {e}")))
+    }
 }
 
 /// The number of queued jobs for the 429 check, refreshed from PostgreSQL in the background when

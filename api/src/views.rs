@@ -2,9 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use orfeas_shared::db::{JobRecord, StageRecord};
-use orfeas_shared::domain::{JobId, JobSpec, JobStatus};
 use orfeas_shared::heartbeat::WorkerHeartbeat;
-use orfeas_shared::{MeshFormat, Stage};
+use orfeas_vocab::{Artifact, Device, JobId, JobSpec, JobStatus, Stage};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,7 +14,6 @@ pub struct JobView {
     pub id: JobId,
     pub status: JobStatus,
     /// The stage the job is in while running (or where it failed).
-    #[schema(value_type = Option<String>, example = "shape_generation")]
     pub stage: Option<Stage>,
     /// 0–100.
     pub progress: i16,
@@ -33,18 +31,20 @@ pub struct JobView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StageTiming {
-    #[schema(value_type = String, example = "shape_generation")]
     pub stage: Stage,
     pub seconds: f64,
     pub worker_id: String,
-    pub device: String,
+    pub device: Device,
     pub batch_size: i32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutputLink {
-    #[schema(value_type = String, example = "glb")]
-    pub format: MeshFormat,
+    /// `glb`, `obj`, `stl`, `ply` or `cutout`.
+    pub artifact: Artifact,
+    /// The file's extension (`glb`, …, `png` for the cut-out).
+    #[schema(example = "glb")]
+    pub format: &'static str,
     pub url: String,
     pub content_type: String,
 }
@@ -95,17 +95,18 @@ impl JobView {
                 stage: s.stage,
                 seconds: s.duration_seconds,
                 worker_id: s.worker_id.clone(),
-                device: s.device.clone(),
+                device: s.device,
                 batch_size: s.batch_size,
             })
             .collect();
         let outputs = if job.status == JobStatus::Succeeded {
             job.outputs
                 .iter()
-                .map(|f| OutputLink {
-                    format: *f,
-                    url: format!("{base}/outputs/{}", f.extension()),
-                    content_type: f.content_type().to_owned(),
+                .map(|&a| OutputLink {
+                    artifact: a,
+                    format: a.extension(),
+                    url: format!("{base}/outputs/{a}"),
+                    content_type: a.content_type().to_owned(),
                 })
                 .collect()
         } else {

@@ -1,27 +1,26 @@
 //! `orfeas generate`: images → meshes on this machine, no services and no model weights needed.
+//! The arguments become the same validated `JobSpec` a job upload becomes (same ranges, same
+//! defaults, same mapping onto the pipeline's options); the engine is loaded by the same code
+//! as a worker's.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use orfeas_pipeline::image::{BackgroundMode, ImageLimits};
-use orfeas_pipeline::shape::{InflateEngine, ShapeEngine};
-use orfeas_pipeline::{
-    BatchItem, ItemReport, JobOptions, MeshFormat, Pipeline, ProgressObserver, Stage,
+use orfeas_pipeline::image::ImageLimits;
+use orfeas_pipeline::shape::{EngineSpec, load_engine};
+use orfeas_pipeline::{BatchItem, ItemReport, JobOptions, Pipeline, ProgressObserver, Stage};
+use orfeas_vocab::options::defaults;
+use orfeas_vocab::{
+    Artifact, BackgroundMode, Device, Dtype, Engine, JobSpec, MeshFormat, VolumeDecoding,
 };
+use tracing_subscriber::EnvFilter;
 
 use crate::report::timing_table;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineKind {
-    /// Weights-free silhouette inflation.
-    Inflate,
-    /// Tencent's Hunyuan3D-2 shape model (needs --weights).
-    Hunyuan3d,
-}
 
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
@@ -31,47 +30,52 @@ pub struct GenerateArgs {
     /// Output directory (created if missing); meshes are written as `<image stem>.<format>`.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    /// Mesh formats, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "glb")]
+    /// Mesh formats, comma separated: glb, obj, stl, ply.
+    #[arg(long, value_delimiter = ',', default_values_t = [defaults::FORMAT])]
     pub format: Vec<MeshFormat>,
     /// Volume grid resolution (64–512).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults::OCTREE_RESOLUTION)]
     pub resolution: u32,
-    /// Reduce each mesh to at most this many faces.
+    /// Reduce each mesh to at most this many faces (100–2000000).
     #[arg(long)]
-    pub faces: Option<usize>,
-    #[arg(long, value_enum, default_value_t = EngineKind::Inflate)]
-    pub engine: EngineKind,
+    pub faces: Option<u64>,
+    /// Shape engine: inflate (weights-free) or hunyuan3d (needs --weights).
+    #[arg(long, default_value_t = Engine::Inflate)]
+    pub engine: Engine,
     /// Background removal: auto (use real alpha, else segment), always, never.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value_t = defaults::BACKGROUND)]
     pub background: BackgroundMode,
-    /// Thickness of inflated shapes (1.0 turns a disk into a sphere).
-    #[arg(long, default_value_t = 1.0)]
+    /// Thickness of inflated shapes (1.0 turns a disk into a sphere; 0.05–4).
+    #[arg(long, default_value_t = defaults::INFLATION)]
     pub inflation: f32,
     /// hunyuan3d: the checkpoint folder (config.yaml + model.fp16.safetensors).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// hunyuan3d: denoising steps (the checkpoint's sampler; 5 suit turbo models, 30-50 others).
-    #[arg(long, default_value_t = 30)]
-    pub steps: u32,
+    /// hunyuan3d: denoising steps (default: the checkpoint's — 50 for v2-0/mini, 30 for -fast,
+    /// 5 for -turbo).
+    #[arg(long)]
+    pub steps: Option<u32>,
     /// hunyuan3d: guidance scale.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = defaults::GUIDANCE_SCALE)]
     pub guidance: f32,
     /// hunyuan3d: noise seed.
-    #[arg(long, default_value_t = 1234)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
     /// hunyuan3d: query points per decoder call.
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = defaults::NUM_CHUNKS)]
     pub chunks: u32,
     /// hunyuan3d: volume decoding, hierarchical or dense.
-    #[arg(long, default_value = "hierarchical")]
-    pub decoding: String,
+    #[arg(long, default_value_t = VolumeDecoding::Hierarchical)]
+    pub decoding: VolumeDecoding,
     /// hunyuan3d: cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// hunyuan3d: compute dtype, f32 (CPU) or f16/bf16 (CUDA).
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[arg(long, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+    /// Also write the preprocessed cut-out as `<image stem>.cutout.png`.
+    #[arg(long)]
+    pub cutout: bool,
     /// Skip texture synthesis (meshes without vertex colours).
     #[arg(long)]
     pub no_texture: bool,
@@ -81,37 +85,34 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
-    pub fn job_options(&self) -> JobOptions {
-        let mut opts = JobOptions::default();
-        opts.preprocess.background = self.background;
-        opts.shape.octree_resolution = self.resolution;
-        opts.shape.inflation = self.inflation;
-        opts.shape.steps = self.steps;
-        opts.shape.guidance_scale = self.guidance;
-        opts.shape.seed = self.seed;
-        opts.shape.num_chunks = self.chunks;
-        opts.postprocess.face_count = self.faces;
-        opts.texture = !self.no_texture;
-        let mut formats = self.format.clone();
-        formats.sort();
-        formats.dedup();
-        opts.formats = formats;
-        opts
+    /// The job specification these arguments describe, checked like an upload's.
+    pub fn spec(&self) -> anyhow::Result<JobSpec> {
+        let spec = JobSpec {
+            engine: self.engine,
+            seed: self.seed,
+            steps: self.steps,
+            guidance_scale: self.guidance,
+            octree_resolution: self.resolution,
+            num_chunks: self.chunks,
+            face_count: self.faces,
+            formats: self.format.clone(),
+            remove_background: self.background,
+            texture: !self.no_texture,
+            inflation: self.inflation,
+            cutout: self.cutout,
+            ..JobSpec::default()
+        };
+        spec.validated()
+            .map_err(|e| anyhow::anyhow!("invalid option {e}"))
     }
-}
 
-/// The engine the arguments name, with its model loaded.
-pub fn engine(args: &GenerateArgs) -> anyhow::Result<Box<dyn ShapeEngine>> {
-    use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dSettings, load_engine};
-    match args.engine {
-        EngineKind::Inflate => Ok(Box::new(InflateEngine)),
-        EngineKind::Hunyuan3d => {
-            let Some(dir) = &args.weights else {
-                bail!("--engine hunyuan3d needs --weights DIR (a checkpoint folder)");
-            };
-            let settings = Hunyuan3dSettings::from_names(&args.dtype, &args.decoding)?;
-            load_engine(dir, &args.device, settings)
-                .with_context(|| format!("loading the hunyuan3d checkpoint {}", dir.display()))
+    pub fn engine_spec(&self) -> EngineSpec {
+        EngineSpec {
+            engine: self.engine,
+            weights: self.weights.clone(),
+            device: self.device,
+            dtype: self.dtype,
+            volume_decoding: self.decoding,
         }
     }
 }
@@ -166,12 +167,17 @@ fn output_stems(images: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
-    if args.format.is_empty() {
-        bail!("--format needs at least one format");
+/// The file an artifact of an image is written to: `stem.glb`, …, `stem.cutout.png`.
+fn output_file(out: &Path, stem: &str, artifact: Artifact) -> PathBuf {
+    match artifact.mesh_format() {
+        Some(f) => out.join(format!("{stem}.{}", f.extension())),
+        None => out.join(format!("{stem}.{artifact}.{}", artifact.extension())),
     }
-    let opts = args.job_options();
-    opts.shape.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+}
+
+pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
+    let spec = args.spec()?;
+    let opts = JobOptions::from(&spec);
     let limits = ImageLimits::default();
     let inputs: Vec<Vec<u8>> = args
         .images
@@ -181,7 +187,16 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output directory {}", args.out.display()))?;
 
-    let pipeline = Pipeline::new(engine(args)?, limits);
+    let engine = load_engine(&args.engine_spec()).map_err(|e| match &args.weights {
+        None if args.engine.needs_weights() => {
+            anyhow::anyhow!(
+                "--engine {} needs --weights DIR (a checkpoint folder)",
+                args.engine
+            )
+        }
+        _ => anyhow::anyhow!("loading the {} engine: {e}", args.engine),
+    })?;
+    let pipeline = Pipeline::new(engine, limits);
     let items: Vec<BatchItem<'_>> = inputs
         .iter()
         .map(|bytes| BatchItem::new(bytes, &opts))
@@ -223,8 +238,8 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
     for ((report, stem), path) in reports.iter().zip(&stems).zip(&args.images) {
         match &report.result {
             Ok(output) => {
-                for (format, bytes) in &output.files {
-                    let dest = args.out.join(format!("{stem}.{}", format.extension()));
+                for (artifact, bytes) in &output.files {
+                    let dest = output_file(&args.out, stem, *artifact);
                     std::fs::write(&dest, bytes)
                         .with_context(|| format!("writing {}", dest.display()))?;
                     written.push(dest);
@@ -252,4 +267,39 @@ fn read_limited(path: &Path, max_bytes: u64) -> anyhow::Result<Vec<u8>> {
         );
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The command: runs, prints what was written and the timing table. Exit status 0 when every
+/// image succeeded, 1 when some failed, 2 when the command itself could not run.
+pub fn main(args: &GenerateArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(summary) => {
+            let mut text = String::new();
+            for path in &summary.written {
+                text.push_str(&format!("wrote {}\n", path.display()));
+            }
+            for (path, err) in &summary.failures {
+                text.push_str(&format!("FAILED {}: {err}\n", path.display()));
+            }
+            text.push('\n');
+            text.push_str(&summary.table);
+            // The command's result is its standard output.
+            std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()).ok();
+            if summary.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

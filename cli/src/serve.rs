@@ -55,6 +55,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "api")]
 pub async fn api(config: Config) -> anyhow::Result<()> {
     let listen = config.api.listen;
     tracing::info!(?config, "starting API");
@@ -67,12 +68,13 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "worker")]
 pub async fn worker(config: Config) -> anyhow::Result<()> {
     tracing::info!(?config, "starting worker");
-    let listen = config.worker.metrics_listen.clone();
+    let listen = config.worker.metrics_listen;
     let worker = orfeas_worker::Worker::new(config).await?;
-    if !listen.is_empty() {
-        match spawn_worker_metrics(&worker, &listen).await {
+    if let Some(listen) = listen {
+        match worker.serve_metrics(listen).await {
             Ok(addr) => tracing::info!(%addr, "worker metrics on /metrics"),
             // Several workers on one host: only the first gets the port; the rest run on.
             Err(e) => tracing::warn!(error = %e, %listen, "worker metrics not served"),
@@ -80,22 +82,4 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     }
     worker.run(shutdown_signal()).await;
     Ok(())
-}
-
-/// Serves a worker's Prometheus registry on `addr` (`host:port`, port 0 for any) until the
-/// process ends; returns the bound address.
-pub async fn spawn_worker_metrics(
-    worker: &orfeas_worker::Worker,
-    addr: &str,
-) -> std::io::Result<std::net::SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let registry = worker.metrics().registry.clone();
-    tokio::spawn(async move {
-        if let Err(e) = orfeas_api::serve_metrics(registry, listener, std::future::pending()).await
-        {
-            tracing::warn!(error = %e, "worker metrics server stopped");
-        }
-    });
-    Ok(bound)
 }

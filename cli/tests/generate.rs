@@ -7,15 +7,17 @@
 //! `ORFEAS_REQUIRE_VALIDATORS=1`. Run bare (`cargo test`), the validator step is reported as
 //! skipped instead.
 
-mod common;
+// Tests say on stderr what they skip and why.
+#![allow(clippy::print_stderr)]
+
+#[path = "support/validate.rs"]
+mod validate;
 
 use std::path::PathBuf;
 
-use common::{repo, validate};
-
-use orfeas::generate::{EngineKind, GenerateArgs, run};
-use orfeas_pipeline::MeshFormat;
-use orfeas_pipeline::image::BackgroundMode;
+use orfeas::generate::{GenerateArgs, run};
+use orfeas_vocab::{BackgroundMode, Device, Dtype, Engine, MeshFormat, VolumeDecoding};
+use validate::{repo, validate};
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -32,17 +34,18 @@ fn args(images: Vec<PathBuf>, out: PathBuf) -> GenerateArgs {
         format: MeshFormat::ALL.to_vec(),
         resolution: 128,
         faces: None,
-        engine: EngineKind::Inflate,
+        engine: Engine::Inflate,
         background: BackgroundMode::Auto,
         inflation: 1.0,
         weights: None,
-        steps: 30,
+        steps: None,
         guidance: 5.0,
         seed: 1234,
         chunks: 8000,
-        decoding: "hierarchical".into(),
-        device: "cpu".into(),
-        dtype: "f32".into(),
+        decoding: VolumeDecoding::Hierarchical,
+        device: Device::Cpu,
+        dtype: Dtype::F32,
+        cutout: false,
         no_texture: false,
         quiet: true,
     }
@@ -56,10 +59,10 @@ fn tiny_checkpoint() -> PathBuf {
 fn hunyuan3d_engine_generates_valid_meshes_from_a_checkpoint() {
     let out = out_dir("hunyuan3d");
     let mut a = args(samples(), out.clone());
-    a.engine = EngineKind::Hunyuan3d;
+    a.engine = Engine::Hunyuan3d;
     a.weights = Some(tiny_checkpoint());
     a.resolution = 64;
-    a.steps = 4;
+    a.steps = Some(4);
     let summary = run(&a).expect("generate runs");
     assert!(summary.failures.is_empty(), "{:?}", summary.failures);
     assert_eq!(summary.written.len(), 12);
@@ -72,7 +75,7 @@ fn hunyuan3d_engine_generates_valid_meshes_from_a_checkpoint() {
     // Dense decoding gives the same surfaces (hierarchical decoding only skips far cells).
     let mut d = a.clone();
     d.out = out.join("dense");
-    d.decoding = "dense".into();
+    d.decoding = VolumeDecoding::Dense;
     d.format = vec![MeshFormat::Stl];
     let dense = run(&d).expect("dense");
     for (h, d) in summary.reports.iter().zip(&dense.reports) {
@@ -93,22 +96,57 @@ fn hunyuan3d_engine_generates_valid_meshes_from_a_checkpoint() {
 fn hunyuan3d_without_usable_weights_is_a_clear_error() {
     let out = out_dir("hunyuan3d-errors");
     let mut a = args(vec![repo().join("samples/star.png")], out.clone());
-    a.engine = EngineKind::Hunyuan3d;
+    a.engine = Engine::Hunyuan3d;
     let err = run(&a).expect_err("no weights").to_string();
     assert!(err.contains("--weights"), "{err}");
     a.weights = Some(out.join("missing"));
     let err = format!("{:#}", run(&a).expect_err("missing folder"));
     assert!(err.contains("config.yaml"), "{err}");
     a.weights = Some(tiny_checkpoint());
-    a.dtype = "f16".into();
+    a.dtype = Dtype::F16;
     let err = format!("{:#}", run(&a).expect_err("half precision on the CPU"));
     assert!(err.contains("f32"), "{err}");
     if !cfg!(feature = "cuda") {
-        a.dtype = "f32".into();
-        a.device = "cuda:0".into();
+        a.dtype = Dtype::F32;
+        a.device = Device::Cuda(0);
         let err = format!("{:#}", run(&a).expect_err("no CUDA in this build"));
         assert!(err.contains("without the `cuda` feature"), "{err}");
     }
+}
+
+#[test]
+fn options_are_checked_like_an_upload_and_the_cutout_is_written() {
+    let out = out_dir("options");
+    let mut a = args(vec![repo().join("samples/star.png")], out.clone());
+    a.resolution = 9;
+    let err = run(&a).expect_err("resolution out of range").to_string();
+    assert!(
+        err.contains("`octree_resolution`: 9 is outside 64..=512"),
+        "{err}"
+    );
+    a.resolution = 64;
+    a.steps = Some(0);
+    let err = run(&a).expect_err("no steps").to_string();
+    assert!(err.contains("`steps`"), "{err}");
+    a.steps = None;
+    a.format = vec![MeshFormat::Stl, MeshFormat::Stl];
+    a.cutout = true;
+    let summary = run(&a).expect("runs");
+    let names: Vec<String> = summary
+        .written
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["star.stl", "star.cutout.png"],
+        "formats deduplicated"
+    );
+    let png = image::open(out.join("star.cutout.png"))
+        .expect("png")
+        .to_rgba8();
+    assert_eq!(png.dimensions(), (512, 512));
+    assert!(png.pixels().any(|p| p.0[3] == 0) && png.pixels().any(|p| p.0[3] == 255));
 }
 
 fn samples() -> Vec<PathBuf> {

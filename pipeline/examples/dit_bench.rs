@@ -7,17 +7,20 @@
 //! With CFG (non-distilled presets) the model runs on 2·batch sequences, as the sampler does.
 //! `--latents`/`--cond-tokens` shrink the sequence for a quick CPU run. Prints one JSON line; the
 //! reference counterpart is `bench/dit_reference.py` (same shapes, PyTorch).
+// A command-line benchmark: its usage errors go to stderr.
+#![allow(clippy::print_stderr)]
 
 use std::time::Instant;
 
 use burn::tensor::{Distribution, Tensor, backend::Backend};
 use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dDit, Preset};
+use orfeas_vocab::{Device, Dtype};
 
 struct Args {
     preset: Preset,
     batch: usize,
-    dtype: String,
-    device: String,
+    dtype: Dtype,
+    device: Device,
     iters: usize,
     warmup: usize,
     latents: Option<usize>,
@@ -28,8 +31,8 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         preset: Preset::V2_0,
         batch: 1,
-        dtype: "f32".into(),
-        device: "cpu".into(),
+        dtype: Dtype::F32,
+        device: Device::Cpu,
         iters: 5,
         warmup: 2,
         latents: None,
@@ -49,8 +52,8 @@ fn parse() -> Result<Args, String> {
                     ))?;
             }
             "--batch" => a.batch = val()?.parse().map_err(|e| format!("--batch: {e}"))?,
-            "--dtype" => a.dtype = val()?,
-            "--device" => a.device = val()?,
+            "--dtype" => a.dtype = val()?.parse().map_err(|e| format!("--dtype: {e}"))?,
+            "--device" => a.device = val()?.parse().map_err(|e| format!("--device: {e}"))?,
             "--iters" => a.iters = val()?.parse().map_err(|e| format!("--iters: {e}"))?,
             "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--latents" => a.latents = Some(val()?.parse().map_err(|e| format!("--latents: {e}"))?),
@@ -137,14 +140,20 @@ fn main() {
         eprintln!("dit_bench: --iters must be at least 1");
         std::process::exit(2);
     }
-    match (args.device.as_str(), args.dtype.as_str()) {
-        ("cpu", "f32") => run::<burn::backend::NdArray<f32>>(&args, &Default::default()),
+    match (args.device, args.dtype) {
+        (Device::Cpu, Dtype::F32) => run::<burn::backend::NdArray<f32>>(&args, &Default::default()),
         #[cfg(feature = "cuda")]
-        ("cuda", "f32") => run::<burn_cuda::Cuda<f32, i32>>(&args, &Default::default()),
+        (Device::Cuda(i), Dtype::F32) => {
+            run::<burn_cuda::Cuda<f32, i32>>(&args, &burn_cuda::CudaDevice::new(i as usize))
+        }
         #[cfg(feature = "cuda")]
-        ("cuda", "f16") => run::<burn_cuda::Cuda<half::f16, i32>>(&args, &Default::default()),
+        (Device::Cuda(i), Dtype::F16) => {
+            run::<burn_cuda::Cuda<half::f16, i32>>(&args, &burn_cuda::CudaDevice::new(i as usize))
+        }
         #[cfg(feature = "cuda")]
-        ("cuda", "bf16") => run::<burn_cuda::Cuda<half::bf16, i32>>(&args, &Default::default()),
+        (Device::Cuda(i), Dtype::Bf16) => {
+            run::<burn_cuda::Cuda<half::bf16, i32>>(&args, &burn_cuda::CudaDevice::new(i as usize))
+        }
         (d, t) => {
             eprintln!(
                 "dit_bench: unsupported --device {d} --dtype {t} (cpu: f32; cuda needs --features cuda: f32, f16, bf16)"

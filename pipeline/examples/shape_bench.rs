@@ -10,6 +10,8 @@
 //! Random weights give a random occupancy field, so the hierarchical decoder's share of
 //! near-surface cells is not a trained model's: compare it with the reference on the same field
 //! kind, not with published figures.
+// A command-line benchmark: its usage errors go to stderr.
+#![allow(clippy::print_stderr)]
 
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ use orfeas_pipeline::shape::hunyuan3d::{
     decode_hierarchical, denoise, plan,
 };
 use orfeas_pipeline::shape::marching_cubes;
+use orfeas_vocab::{Device, Dtype};
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -28,8 +31,8 @@ struct Args {
     resolution: usize,
     chunks: usize,
     hierarchical: bool,
-    dtype: String,
-    device: String,
+    dtype: Dtype,
+    device: Device,
     small: bool,
     repeats: usize,
 }
@@ -42,8 +45,8 @@ fn parse() -> Result<Args, String> {
         resolution: 256,
         chunks: 32000,
         hierarchical: false,
-        dtype: "f32".into(),
-        device: "cpu".into(),
+        dtype: Dtype::F32,
+        device: Device::Cpu,
         small: false,
         repeats: 2,
     };
@@ -68,8 +71,8 @@ fn parse() -> Result<Args, String> {
             "--chunks" => a.chunks = num(&v)?,
             "--repeats" => a.repeats = num(&v)?.max(1),
             "--decoding" => a.hierarchical = v == "hierarchical",
-            "--dtype" => a.dtype = v,
-            "--device" => a.device = v,
+            "--dtype" => a.dtype = v.parse().map_err(|e| format!("--dtype: {e}"))?,
+            "--device" => a.device = v.parse().map_err(|e| format!("--device: {e}"))?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -148,7 +151,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> String {
     let images: Vec<f32> = (0..b * 3 * size * size)
         .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
         .collect();
-    let steps = plan(config.scheduler, args.steps, args.dtype == "f16").expect("steps > 0");
+    let steps = plan(config.scheduler, args.steps, args.dtype == Dtype::F16).expect("steps > 0");
     let guidance = Guidance::for_model(&model.dit, 5.0);
     let mut best: Option<[f64; 5]> = None;
     let mut info = (0usize, 0usize);
@@ -231,14 +234,20 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let line = match (args.device.as_str(), args.dtype.as_str()) {
-        ("cpu", "f32") => run::<burn::backend::NdArray<f32>>(&args, &Default::default()),
+    let line = match (args.device, args.dtype) {
+        (Device::Cpu, Dtype::F32) => run::<burn::backend::NdArray<f32>>(&args, &Default::default()),
         #[cfg(feature = "cuda")]
-        ("cuda", "f32") => run::<burn_cuda::Cuda<f32, i32>>(&args, &Default::default()),
+        (Device::Cuda(i), Dtype::F32) => {
+            run::<burn_cuda::Cuda<f32, i32>>(&args, &burn_cuda::CudaDevice::new(i as usize))
+        }
         #[cfg(feature = "cuda")]
-        ("cuda", "f16") => run::<burn_cuda::Cuda<half::f16, i32>>(&args, &Default::default()),
+        (Device::Cuda(i), Dtype::F16) => {
+            run::<burn_cuda::Cuda<half::f16, i32>>(&args, &burn_cuda::CudaDevice::new(i as usize))
+        }
         #[cfg(feature = "cuda")]
-        ("cuda", "bf16") => run::<burn_cuda::Cuda<half::bf16, i32>>(&args, &Default::default()),
+        (Device::Cuda(i), Dtype::Bf16) => {
+            run::<burn_cuda::Cuda<half::bf16, i32>>(&args, &burn_cuda::CudaDevice::new(i as usize))
+        }
         (d, t) => {
             eprintln!("shape_bench: unsupported --device {d} --dtype {t}");
             std::process::exit(2);

@@ -1,10 +1,9 @@
 //! Typed errors of the pipeline, one enum per stage, gathered in [`PipelineError`].
 //!
-//! Every error names its stage and carries a stable snake_case code (see [`PipelineError::code`]).
-//! The fleet maps codes to HTTP statuses and retry classes in one table; the pipeline itself only
-//! says whether retrying the same input could ever succeed ([`PipelineError::is_permanent`]).
+//! Every error names its stage and carries a code of the vocabulary's one table
+//! ([`PipelineError::code`]), whose retry class says whether the same input could ever succeed.
 
-use crate::stage::Stage;
+use orfeas_vocab::{Artifact, ErrorCode, InvalidOption, MeshFormat, Stage};
 
 /// Failures of `image_loading`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,10 +66,10 @@ pub enum ExportError {
     #[error("cannot export an empty mesh")]
     EmptyMesh,
     #[error("mesh too large for {format}: {detail}")]
-    TooLarge {
-        format: &'static str,
-        detail: String,
-    },
+    TooLarge { format: MeshFormat, detail: String },
+    /// An artifact's encoder failed (a bug: the inputs are in memory and well-formed).
+    #[error("encoding {artifact}: {detail}")]
+    Encode { artifact: Artifact, detail: String },
 }
 
 /// Any pipeline failure, tagged with the stage it happened in.
@@ -100,40 +99,122 @@ impl PipelineError {
         }
     }
 
-    /// Stable snake_case error code.
-    pub fn code(&self) -> &'static str {
+    /// The error's code in the vocabulary's table (HTTP status, retry class).
+    pub fn code(&self) -> ErrorCode {
         match self {
             PipelineError::Loading(e) => match e {
-                LoadError::Empty => "empty_input",
-                LoadError::TooManyBytes { .. } => "input_too_large",
-                LoadError::UnsupportedFormat { .. } => "unsupported_format",
+                LoadError::Empty => ErrorCode::EmptyInput,
+                LoadError::TooManyBytes { .. } => ErrorCode::InputTooLarge,
+                LoadError::UnsupportedFormat { .. } => ErrorCode::UnsupportedFormat,
                 LoadError::DimensionsTooLarge { .. } | LoadError::TooManyPixels { .. } => {
-                    "image_too_large"
+                    ErrorCode::ImageTooLarge
                 }
-                LoadError::TooSmall { .. } => "image_too_small",
-                LoadError::Truncated { .. } => "truncated_image",
-                LoadError::Corrupt { .. } => "corrupt_image",
+                LoadError::TooSmall { .. } => ErrorCode::ImageTooSmall,
+                LoadError::Truncated { .. } => ErrorCode::TruncatedImage,
+                LoadError::Corrupt { .. } => ErrorCode::CorruptImage,
             },
-            PipelineError::Preprocessing(PreprocessError::NoForeground { .. }) => "no_foreground",
+            PipelineError::Preprocessing(PreprocessError::NoForeground { .. }) => {
+                ErrorCode::NoForeground
+            }
             PipelineError::Shape(e) => match e {
-                ShapeError::InvalidOption { .. } => "invalid_option",
-                ShapeError::EmptySurface { .. } => "empty_surface",
-                ShapeError::Engine { .. } => "engine_failure",
-                ShapeError::OutOfMemory { .. } => "out_of_memory",
+                ShapeError::InvalidOption { .. } => ErrorCode::InvalidOption,
+                ShapeError::EmptySurface { .. } => ErrorCode::EmptySurface,
+                ShapeError::Engine { .. } => ErrorCode::EngineFailure,
+                ShapeError::OutOfMemory { .. } => ErrorCode::OutOfMemory,
             },
             PipelineError::Export(e) => match e {
-                ExportError::EmptyMesh => "empty_mesh",
-                ExportError::TooLarge { .. } => "mesh_too_large",
+                ExportError::EmptyMesh => ErrorCode::EmptyMesh,
+                ExportError::TooLarge { .. } => ErrorCode::MeshTooLarge,
+                ExportError::Encode { .. } => ErrorCode::Internal,
             },
-            PipelineError::Canceled { .. } => "canceled",
+            PipelineError::Canceled { .. } => ErrorCode::Canceled,
         }
     }
+}
 
-    /// True when retrying with the same input and options cannot succeed.
-    pub fn is_permanent(&self) -> bool {
-        !matches!(
-            self,
-            PipelineError::Shape(ShapeError::Engine { .. } | ShapeError::OutOfMemory { .. })
-        )
+impl From<InvalidOption> for ShapeError {
+    fn from(e: InvalidOption) -> Self {
+        ShapeError::InvalidOption {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orfeas_vocab::RetryClass;
+
+    use super::*;
+
+    /// Only engine failures and out-of-memory are worth retrying with the same input; the
+    /// table's retry classes must say so.
+    #[test]
+    fn retry_classes_follow_the_failures() {
+        let errors = [
+            PipelineError::from(LoadError::Empty),
+            LoadError::TooManyBytes { size: 2, limit: 1 }.into(),
+            LoadError::UnsupportedFormat {
+                detail: String::new(),
+            }
+            .into(),
+            LoadError::TooManyPixels {
+                pixels: 2,
+                max_pixels: 1,
+            }
+            .into(),
+            LoadError::TooSmall {
+                width: 1,
+                height: 1,
+                min_side: 2,
+            }
+            .into(),
+            LoadError::Truncated {
+                detail: String::new(),
+            }
+            .into(),
+            LoadError::Corrupt {
+                detail: String::new(),
+            }
+            .into(),
+            PreprocessError::NoForeground {
+                reason: String::new(),
+            }
+            .into(),
+            ShapeError::InvalidOption {
+                field: "x",
+                reason: String::new(),
+            }
+            .into(),
+            ShapeError::EmptySurface {
+                reason: String::new(),
+            }
+            .into(),
+            ExportError::EmptyMesh.into(),
+            ExportError::TooLarge {
+                format: MeshFormat::Glb,
+                detail: String::new(),
+            }
+            .into(),
+        ];
+        for e in errors {
+            assert_eq!(e.code().retry(), RetryClass::Permanent, "{}", e.code());
+        }
+        for e in [
+            PipelineError::from(ShapeError::Engine {
+                engine: String::new(),
+                detail: String::new(),
+            }),
+            ShapeError::OutOfMemory {
+                detail: String::new(),
+            }
+            .into(),
+        ] {
+            assert_eq!(e.code().retry(), RetryClass::Transient, "{}", e.code());
+        }
+        let canceled = PipelineError::Canceled {
+            stage: Stage::MeshExport,
+        };
+        assert_eq!(canceled.code().retry(), RetryClass::NotApplicable);
     }
 }

@@ -1,9 +1,9 @@
 //! ORFEAS compute pipeline: pure computation, no async runtime, HTTP, SQL or AMQP.
 //!
-//! The five stages, named exactly as everywhere else in the system:
-//! `image_loading` → `image_preprocessing` → `shape_generation` → `texture_synthesis` → `mesh_export`.
-//! [`Pipeline::run_batch`] drives them for a batch of images; each stage is a tracing span and a
-//! timed entry in the typed [`ItemReport`].
+//! The five stages, named as everywhere else in the system (the names come from
+//! `orfeas-vocab`): `image_loading` → `image_preprocessing` → `shape_generation` →
+//! `texture_synthesis` → `mesh_export`. [`Pipeline::run_batch`] drives them for a batch of
+//! images; each stage is a tracing span and a timed entry in the typed [`ItemReport`].
 
 pub mod error;
 pub mod export;
@@ -16,9 +16,8 @@ pub mod tensor;
 pub mod texture;
 
 pub use error::PipelineError;
-pub use export::MeshFormat;
+pub use orfeas_vocab::{Artifact, MeshFormat, ShapeStep, Stage, StageTimings};
 pub use pipeline::{
     BatchItem, ItemOutput, ItemReport, JobOptions, MeshStats, NoProgress, Pipeline,
     ProgressObserver,
 };
-pub use stage::{Stage, StageTimings};

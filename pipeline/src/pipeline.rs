@@ -9,13 +9,15 @@
 
 use std::time::{Duration, Instant};
 
+use orfeas_vocab::{Artifact, JobSpec, MeshFormat, Stage, StageTimings};
+
 use crate::error::{PipelineError, ShapeError};
-use crate::export::{MeshFormat, export_mesh};
+use crate::export::{export_cutout, export_mesh};
 use crate::image::{ImageLimits, PreprocessOptions, PreprocessedImage, load_image, preprocess};
 use crate::shape::{
     GeneratedShape, PostprocessOptions, ShapeEngine, ShapeOptions, ShapeRequest, postprocess,
 };
-use crate::stage::{Stage, StageTimings};
+use crate::stage::stage_span;
 use crate::texture::colorize;
 
 /// Everything a job may choose.
@@ -27,16 +29,42 @@ pub struct JobOptions {
     /// Colour the mesh from the image (vertex colours).
     pub texture: bool,
     pub formats: Vec<MeshFormat>,
+    /// Also export the preprocessed cut-out ([`Artifact::Cutout`]).
+    pub cutout: bool,
 }
 
 impl Default for JobOptions {
     fn default() -> Self {
+        JobOptions::from(&JobSpec::default())
+    }
+}
+
+/// The one mapping from a validated job specification (API upload or CLI arguments) to what
+/// the stages need.
+impl From<&JobSpec> for JobOptions {
+    fn from(spec: &JobSpec) -> Self {
         JobOptions {
-            preprocess: PreprocessOptions::default(),
-            shape: ShapeOptions::default(),
-            postprocess: PostprocessOptions::default(),
-            texture: true,
-            formats: vec![MeshFormat::Glb],
+            preprocess: PreprocessOptions {
+                background: spec.remove_background,
+                ..PreprocessOptions::default()
+            },
+            shape: ShapeOptions {
+                octree_resolution: spec.octree_resolution,
+                seed: spec.seed,
+                steps: spec.steps,
+                guidance_scale: spec.guidance_scale,
+                num_chunks: spec.num_chunks,
+                inflation: spec.inflation,
+            },
+            postprocess: PostprocessOptions {
+                face_count: spec
+                    .face_count
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                ..PostprocessOptions::default()
+            },
+            texture: spec.texture,
+            formats: spec.formats.clone(),
+            cutout: spec.cutout,
         }
     }
 }
@@ -75,10 +103,10 @@ pub struct MeshStats {
     pub area: f64,
 }
 
-/// A finished item: encoded files in the requested formats.
+/// A finished item: the encoded meshes in the requested formats, then the other artifacts.
 #[derive(Debug, Clone)]
 pub struct ItemOutput {
-    pub files: Vec<(MeshFormat, Vec<u8>)>,
+    pub files: Vec<(Artifact, Vec<u8>)>,
     pub stats: MeshStats,
 }
 
@@ -130,7 +158,7 @@ fn timed<T>(
         return Err(PipelineError::Canceled { stage });
     }
     progress.stage_started(idx, stage);
-    let span = stage.span_in(parent);
+    let span = stage_span(stage, parent);
     let start = Instant::now();
     let result = span.in_scope(f);
     let elapsed = start.elapsed();
@@ -201,13 +229,13 @@ impl Pipeline {
         if !live.is_empty() {
             // One engine call for the batch, but a `shape_generation` span per job (under that
             // job's parent), so each job's trace shows the stage and the engine's sub-steps.
-            let engine = self.engine.name();
+            let engine = self.engine.engine();
             let spans: Vec<tracing::Span> = live
                 .iter()
-                .map(|&i| Stage::ShapeGeneration.span_in(&items[i].parent))
+                .map(|&i| stage_span(Stage::ShapeGeneration, &items[i].parent))
                 .collect();
             for s in &spans {
-                s.record("engine", engine);
+                s.record("engine", engine.as_str());
                 s.record("batch_size", batch_size);
             }
             let requests: Vec<ShapeRequest<'_>> = live
@@ -229,7 +257,7 @@ impl Pipeline {
                 let mut raw = self.engine.generate(&requests);
                 raw.resize_with(requests.len(), || {
                     Err(ShapeError::Engine {
-                        engine: self.engine.name().into(),
+                        engine: self.engine.engine().as_str().into(),
                         detail: "the engine returned fewer results than requests".into(),
                     })
                 });
@@ -267,7 +295,7 @@ impl Pipeline {
                     let mut shape = shape
                         .unwrap_or_else(|| {
                             Err(ShapeError::Engine {
-                                engine: self.engine.name().into(),
+                                engine: self.engine.engine().as_str().into(),
                                 detail: "no result for this image".into(),
                             })
                         })
@@ -293,10 +321,15 @@ impl Pipeline {
                         progress,
                         &mut timings,
                         || {
-                            opts.formats
+                            let mut files = opts
+                                .formats
                                 .iter()
-                                .map(|&format| Ok((format, export_mesh(mesh, format)?)))
-                                .collect::<Result<Vec<_>, PipelineError>>()
+                                .map(|&format| Ok((format.into(), export_mesh(mesh, format)?)))
+                                .collect::<Result<Vec<_>, PipelineError>>()?;
+                            if opts.cutout {
+                                files.push((Artifact::Cutout, export_cutout(&image)?));
+                            }
+                            Ok(files)
                         },
                     )?;
                     Ok(ItemOutput {

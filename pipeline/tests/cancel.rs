@@ -3,6 +3,7 @@
 use orfeas_pipeline::image::ImageLimits;
 use orfeas_pipeline::shape::InflateEngine;
 use orfeas_pipeline::{BatchItem, JobOptions, Pipeline, Stage};
+use orfeas_vocab::ErrorCode;
 
 /// Cancels one item once it has finished a given stage.
 struct CancelAfter {
@@ -43,7 +44,7 @@ fn a_canceled_item_stops_at_the_next_stage_boundary() {
         let reports = pipeline.run_batch(&items, &mut observer);
         assert!(reports[0].result.is_ok(), "the other item goes on");
         let err = reports[1].result.as_ref().expect_err("canceled");
-        assert_eq!(err.code(), "canceled");
+        assert_eq!(err.code(), ErrorCode::Canceled);
         assert_eq!(err.stage(), next, "{err}");
         assert!(reports[1].timings.get(next).is_none(), "{next} never ran");
     }

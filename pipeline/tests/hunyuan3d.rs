@@ -2,6 +2,9 @@
 //! implementation, on tiny checkpoints with seeded random weights written by
 //! `tests/reference/hunyuan3d_fixtures.py` (hy3dgen 2.0.2 classes built from the checkpoint's own
 //! config.yaml), and the full-size key/shape manifests of every released configuration.
+
+// Tests say on stderr what they measured or skipped.
+#![allow(clippy::print_stderr)]
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
@@ -227,6 +230,24 @@ fn check_samplers<Bk: Backend>(device: &Bk::Device, tol: f32) {
         &fx.values("sample.fast.latents"),
         tol,
     );
+}
+
+#[test]
+fn each_checkpoint_kind_has_one_default_step_count() {
+    use orfeas_pipeline::shape::hunyuan3d::CheckpointKind;
+    for preset in Preset::ALL {
+        let c = preset.config();
+        let kind = CheckpointKind::of(c.scheduler, c.dit.guidance_embed);
+        let folder = preset.folder();
+        let want = if folder.ends_with("turbo") {
+            (CheckpointKind::Turbo, 5)
+        } else if folder.ends_with("fast") {
+            (CheckpointKind::Fast, 30)
+        } else {
+            (CheckpointKind::Standard, 50)
+        };
+        assert_eq!((kind, kind.default_steps()), want, "{folder}");
+    }
 }
 
 #[test]
@@ -622,8 +643,9 @@ fn signed_volume(positions: &[[f32; 3]], faces: &[[u32; 3]]) -> f64 {
 #[test]
 fn engine_end_to_end_matches_the_reference_pipeline() {
     use orfeas_pipeline::image::{MaskSource, PreprocessedImage};
-    use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dEngine, Hunyuan3dSettings, VolumeDecoding};
+    use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dEngine, Hunyuan3dSettings};
     use orfeas_pipeline::shape::{ShapeEngine, ShapeOptions, ShapeRequest};
+    use orfeas_vocab::{Engine, VolumeDecoding};
 
     let device = Default::default();
     let fx = Fixtures::open("tiny");
@@ -688,10 +710,10 @@ fn engine_end_to_end_matches_the_reference_pipeline() {
         .unwrap()
         .with_injected_noise(noise)
         .unwrap();
-    assert_eq!(engine.name(), "hunyuan3d");
+    assert_eq!(engine.engine(), Engine::Hunyuan3d);
     let opts = ShapeOptions {
         octree_resolution: 64,
-        steps: 5,
+        steps: Some(5),
         guidance_scale: 5.0,
         num_chunks: 8000,
         ..Default::default()
@@ -762,7 +784,7 @@ fn engine_batches_equal_single_runs_and_bad_options_fail_alone() {
     b.rgb.iter_mut().step_by(7).for_each(|v| *v = 255 - *v);
     let base = ShapeOptions {
         octree_resolution: 64,
-        steps: 3,
+        steps: Some(3),
         ..Default::default()
     };
     let other_seed = ShapeOptions {
@@ -770,7 +792,7 @@ fn engine_batches_equal_single_runs_and_bad_options_fail_alone() {
         ..base.clone()
     };
     let other_steps = ShapeOptions {
-        steps: 2,
+        steps: Some(2),
         ..base.clone()
     };
     let bad = ShapeOptions {

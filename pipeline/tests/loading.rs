@@ -193,7 +193,7 @@ fn bad_inputs_get_their_own_typed_errors_quickly() {
             .expect("one report");
         let elapsed = start.elapsed();
         let err = report.result.expect_err(name);
-        assert_eq!(err.code(), *code, "{name}: {err}");
+        assert_eq!(err.code().as_str(), *code, "{name}: {err}");
         assert!(elapsed < Duration::from_secs(1), "{name} took {elapsed:?}");
         let expected_stage = if *code == "no_foreground" {
             Stage::ImagePreprocessing
@@ -215,7 +215,7 @@ fn bad_inputs_get_their_own_typed_errors_quickly() {
     for ((name, _, code), report) in cases.iter().zip(&reports) {
         match &report.result {
             Ok(_) => assert!(code.is_empty(), "{name} should fail"),
-            Err(e) => assert_eq!(e.code(), *code, "{name}"),
+            Err(e) => assert_eq!(e.code().as_str(), *code, "{name}"),
         }
     }
     assert_eq!(reports.last().map(|r| r.batch_size), Some(1));

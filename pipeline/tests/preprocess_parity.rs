@@ -6,6 +6,9 @@
 //! (1/255·2 ≈ 0.0078 in the network's [-1, 1] units) and a mean absolute difference under 0.1
 //! levels (measured: 0.002–0.04). The mask must match exactly.
 
+// Tests say on stderr what they measured or skipped.
+#![allow(clippy::print_stderr)]
+
 use std::path::PathBuf;
 
 use orfeas_pipeline::image::{ImageLimits, PreprocessOptions, load_image, preprocess};

@@ -96,7 +96,7 @@ fn stages_and_sub_steps_have_their_spans() {
     let pipeline = Pipeline::new(Box::new(engine), ImageLimits::default());
     let mut opts = JobOptions::default();
     opts.shape.octree_resolution = 64;
-    opts.shape.steps = 2;
+    opts.shape.steps = Some(2);
     let recorder = Recorder::default();
     let subscriber = tracing_subscriber::registry().with(recorder.clone());
     let reports = tracing::subscriber::with_default(subscriber, || {

@@ -1,13 +1,19 @@
 //! One typed configuration: built-in defaults, then an optional TOML file, then environment
 //! variables `ORFEAS__SECTION__KEY=value` (e.g. `ORFEAS__DATABASE__URL`, `ORFEAS__STORAGE__KIND=s3`).
-//! Defaults point at this machine's standard ports so every command runs with no configuration.
-//! Secrets (URL passwords, the S3 secret key) never appear in `Debug` output or logs.
+//! Everything is parsed here, once, into typed values (enums, `Duration`, `SocketAddr`, `Option`
+//! for settings that can be off), and every error names its key. Defaults point at this
+//! machine's standard ports so every command runs with no configuration. Secrets (URL passwords,
+//! the S3 secret key) never appear in `Debug` output or logs.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use orfeas_vocab::{Device, Dtype, Engine, VolumeDecoding};
 use serde::Deserialize;
+
+use crate::config_values::{millis, off_or, seconds, zero_is_none};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -16,8 +22,17 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("`{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 #[derive(Clone, Default, Deserialize, PartialEq)]
@@ -36,8 +51,9 @@ pub struct Config {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
-    /// OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; empty: no export.
-    pub otlp_endpoint: String,
+    /// OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; empty or `off`: none.
+    #[serde(deserialize_with = "off_or")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -52,7 +68,7 @@ pub struct DatabaseConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     pub url: String,
-    /// The jobs queue; `<queue>.retry` and `<queue>.dlq` are derived from it.
+    /// The `inflate` jobs queue; other engines' queues, `.retry` and `.dlq` derive from it.
     pub queue: String,
 }
 
@@ -64,7 +80,7 @@ pub struct RedisConfig {
     pub key_prefix: String,
 }
 
-/// Where inputs and meshes are stored.
+/// Where inputs and outputs are stored.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StorageConfig {
@@ -74,13 +90,13 @@ pub enum StorageConfig {
     Memory,
     S3 {
         bucket: String,
-        /// Custom endpoint for S3-compatible servers (`http://127.0.0.1:8014`); empty for AWS.
-        #[serde(default)]
-        endpoint: String,
+        /// Custom endpoint for S3-compatible servers (`http://127.0.0.1:8014`); none for AWS.
+        #[serde(default, deserialize_with = "off_or")]
+        endpoint: Option<String>,
         #[serde(default = "default_region")]
         region: String,
-        #[serde(default)]
-        access_key_id: String,
+        #[serde(default, deserialize_with = "off_or")]
+        access_key_id: Option<String>,
         #[serde(default)]
         secret_access_key: String,
         /// Allow plain-HTTP endpoints (local S3-compatible servers).
@@ -106,54 +122,63 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Largest accepted upload; larger ones are refused with 413 while streaming.
     pub max_upload_bytes: u64,
-    /// Submissions are refused with 429 while this many jobs wait in the queue.
+    /// Submissions are refused with 429 while this many jobs wait.
     pub max_queued_jobs: i64,
     /// How often the outbox relay republishes jobs the queue has not confirmed.
-    pub outbox_interval_ms: u64,
-    /// Engines clients may ask for (`inflate`, `hunyuan3d`); each has its own queue, consumed by
-    /// the workers configured with that `worker.engine`.
-    pub engines: Vec<String>,
+    #[serde(rename = "outbox_interval_ms", with = "millis")]
+    pub outbox_interval: Duration,
+    /// Engines clients may ask for; each has its own queue, consumed by the workers configured
+    /// with that `worker.engine`.
+    pub engines: Vec<Engine>,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Stable worker id; default `<hostname>-<pid>`.
+    #[serde(deserialize_with = "off_or")]
     pub id: Option<String>,
     /// Most jobs run through the pipeline together (the optimizer decides up to this).
     pub batch_size: usize,
     /// Share of the device's memory batches may fill (the optimizer's target).
     pub target_utilization: f64,
-    /// Memory this worker may treat as its device's, in bytes (0: all of it), for workers that
+    /// Memory this worker may treat as its device's (0 or absent: all of it), for workers that
     /// share a machine or run under a container limit.
-    pub memory_limit_bytes: u64,
-    /// `cpu`, or `cuda:N` (memory and utilisation read through NVML).
-    pub device: String,
-    /// How long to wait for more jobs once one arrived, in milliseconds.
-    pub batch_wait_ms: u64,
+    #[serde(deserialize_with = "zero_is_none")]
+    pub memory_limit_bytes: Option<u64>,
+    /// The device this worker computes on and whose memory it reads.
+    pub device: Device,
+    /// How long to wait for more jobs once one arrived.
+    #[serde(rename = "batch_wait_ms", with = "millis")]
+    pub batch_wait: Duration,
     /// Attempts for transient failures before the job fails and its message is dead-lettered.
     pub max_attempts: u32,
-    pub retry_base_ms: u64,
-    pub retry_max_ms: u64,
-    pub heartbeat_interval_ms: u64,
-    pub heartbeat_ttl_ms: u64,
+    #[serde(rename = "retry_base_ms", with = "millis")]
+    pub retry_base: Duration,
+    #[serde(rename = "retry_max_ms", with = "millis")]
+    pub retry_max: Duration,
+    #[serde(rename = "heartbeat_interval_ms", with = "millis")]
+    pub heartbeat_interval: Duration,
+    #[serde(rename = "heartbeat_ttl_ms", with = "millis")]
+    pub heartbeat_ttl: Duration,
     /// A job running longer fails with `job_timeout` (keep under RabbitMQ's consumer_timeout).
-    pub job_timeout_s: u64,
-    /// Where `orfeas worker` serves `/metrics`; empty string: nowhere.
-    pub metrics_listen: String,
+    #[serde(rename = "job_timeout_s", with = "seconds")]
+    pub job_timeout: Duration,
+    /// Where `orfeas worker` serves `/metrics`; empty or `off`: nowhere.
+    #[serde(deserialize_with = "off_or")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Queue for jobs too large for this worker's device even alone (consumed by workers on
-    /// larger devices); empty: such jobs fail with `insufficient_memory`.
-    pub overflow_queue: String,
-    /// The shape engine this worker runs: `inflate` or `hunyuan3d` (it consumes that engine's
-    /// queue).
-    pub engine: String,
-    /// `hunyuan3d`: the checkpoint folder (`config.yaml` + `model.fp16.safetensors`), loaded once
-    /// at start-up.
-    pub weights: String,
-    /// `hunyuan3d`: `hierarchical` (near-surface cells only) or `dense` volume decoding.
-    pub volume_decoding: String,
-    /// `hunyuan3d`: compute dtype, `f32`, `f16` or `bf16` (half precision on CUDA only).
-    pub dtype: String,
+    /// larger devices); none: such jobs fail with `insufficient_memory`.
+    #[serde(deserialize_with = "off_or")]
+    pub overflow_queue: Option<String>,
+    /// The shape engine this worker runs (it consumes that engine's queue).
+    pub engine: Engine,
+    /// The checkpoint folder of engines with weights, loaded once at start-up.
+    #[serde(deserialize_with = "off_or")]
+    pub weights: Option<PathBuf>,
+    pub volume_decoding: VolumeDecoding,
+    /// Compute dtype (half precision on CUDA only).
+    pub dtype: Dtype,
 }
 
 impl Default for DatabaseConfig {
@@ -197,8 +222,8 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 20 * 1024 * 1024,
             max_queued_jobs: 10_000,
-            outbox_interval_ms: 1_000,
-            engines: vec!["inflate".into()],
+            outbox_interval: Duration::from_secs(1),
+            engines: vec![Engine::Inflate],
         }
     }
 }
@@ -209,21 +234,21 @@ impl Default for WorkerConfig {
             id: None,
             batch_size: 4,
             target_utilization: 0.85,
-            memory_limit_bytes: 0,
-            device: "cpu".into(),
-            batch_wait_ms: 50,
+            memory_limit_bytes: None,
+            device: Device::Cpu,
+            batch_wait: Duration::from_millis(50),
             max_attempts: 5,
-            retry_base_ms: 500,
-            retry_max_ms: 30_000,
-            heartbeat_interval_ms: 2_000,
-            heartbeat_ttl_ms: 10_000,
-            job_timeout_s: 1_500,
-            metrics_listen: "127.0.0.1:9187".into(),
-            overflow_queue: String::new(),
-            engine: "inflate".into(),
-            weights: String::new(),
-            volume_decoding: "hierarchical".into(),
-            dtype: "f32".into(),
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_ttl: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(1_500),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
+            overflow_queue: None,
+            engine: Engine::Inflate,
+            weights: None,
+            volume_decoding: VolumeDecoding::Hierarchical,
+            dtype: Dtype::F32,
         }
     }
 }
@@ -241,7 +266,10 @@ impl Config {
                     source,
                 })?;
                 text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+                    .map_err(|e| ConfigError::Syntax {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?
             }
             None => toml::Table::new(),
         };
@@ -250,11 +278,13 @@ impl Config {
                 continue;
             };
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            set_path(&mut table, &path, parse_env_value(&value))?;
+            set_path(&mut table, &path, parse_env_value(&value), &key)?;
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                invalid(&key, e.into_inner().to_string())
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -266,56 +296,51 @@ impl Config {
         Config::load(file.as_deref(), std::env::vars())
     }
 
+    /// The rules serde cannot express: ranges and relations between keys.
     fn validate(&self) -> Result<(), ConfigError> {
         let w = &self.worker;
         if w.batch_size == 0 || w.batch_size > usize::from(u16::MAX) {
-            return Err(ConfigError::Invalid(
-                "worker.batch_size must be 1 to 65535".into(),
-            ));
+            return Err(invalid("worker.batch_size", "must be 1 to 65535"));
         }
         if !(0.05..=1.0).contains(&w.target_utilization) {
-            return Err(ConfigError::Invalid(
-                "worker.target_utilization must be within 0.05..=1".into(),
+            return Err(invalid(
+                "worker.target_utilization",
+                "must be within 0.05..=1",
             ));
         }
         if w.max_attempts == 0 {
-            return Err(ConfigError::Invalid(
-                "worker.max_attempts must be at least 1".into(),
+            return Err(invalid("worker.max_attempts", "must be at least 1"));
+        }
+        if w.retry_base.is_zero() || w.retry_max < w.retry_base {
+            return Err(invalid(
+                "worker.retry_max_ms",
+                "must be at least worker.retry_base_ms, which must be positive",
             ));
+        }
+        if w.heartbeat_interval.is_zero() || w.heartbeat_ttl <= w.heartbeat_interval {
+            return Err(invalid(
+                "worker.heartbeat_ttl_ms",
+                "must exceed worker.heartbeat_interval_ms, which must be positive",
+            ));
+        }
+        if w.job_timeout.is_zero() {
+            return Err(invalid("worker.job_timeout_s", "must be positive"));
         }
         if self.amqp.queue.is_empty() {
-            return Err(ConfigError::Invalid("amqp.queue must not be empty".into()));
+            return Err(invalid("amqp.queue", "must not be empty"));
         }
-        for e in self.api.engines.iter().chain([&w.engine]) {
-            e.parse::<crate::domain::Engine>()
-                .map_err(|m| ConfigError::Invalid(format!("engine: {m}")))?;
-        }
-        if !["hierarchical", "dense"].contains(&w.volume_decoding.as_str()) {
-            return Err(ConfigError::Invalid(
-                "worker.volume_decoding must be hierarchical or dense".into(),
-            ));
-        }
-        if !["f32", "f16", "bf16"].contains(&w.dtype.as_str()) {
-            return Err(ConfigError::Invalid(
-                "worker.dtype must be f32, f16 or bf16".into(),
-            ));
+        if self.api.engines.is_empty() {
+            return Err(invalid("api.engines", "must name at least one engine"));
         }
         Ok(())
     }
 
-    /// The engine `worker.engine` names (validated when the configuration was loaded).
-    pub fn worker_engine(&self) -> crate::domain::Engine {
-        self.worker
-            .engine
-            .parse()
-            .unwrap_or(crate::domain::Engine::Inflate)
-    }
-
+    /// This worker's id: `worker.id`, else `<hostname>-<pid>`.
     pub fn worker_id(&self) -> String {
-        self.worker.id.clone().unwrap_or_else(|| {
-            let host = hostname_or_unknown();
-            format!("{host}-{}", std::process::id())
-        })
+        self.worker
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", hostname_or_unknown(), std::process::id()))
     }
 }
 
@@ -341,9 +366,10 @@ fn set_path(
     table: &mut toml::Table,
     path: &[String],
     value: toml::Value,
+    var: &str,
 ) -> Result<(), ConfigError> {
     match path {
-        [] => Err(ConfigError::Invalid("empty ORFEAS__ variable name".into())),
+        [] => Err(invalid(var, "empty ORFEAS__ variable name")),
         [last] => {
             table.insert(last.clone(), value);
             Ok(())
@@ -353,8 +379,8 @@ fn set_path(
                 .entry(head.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
-                toml::Value::Table(t) => set_path(t, rest, value),
-                _ => Err(ConfigError::Invalid(format!("`{head}` is not a section"))),
+                toml::Value::Table(t) => set_path(t, rest, value, var),
+                _ => Err(invalid(var, format!("`{head}` is not a section"))),
             }
         }
     }
@@ -376,6 +402,7 @@ pub fn redact_url(url: &str) -> String {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = &self.worker;
         f.debug_struct("Config")
             .field("database.url", &redact_url(&self.database.url))
             .field("database.max_connections", &self.database.max_connections)
@@ -384,7 +411,12 @@ impl fmt::Debug for Config {
             .field("redis.url", &redact_url(&self.redis.url))
             .field("storage", &self.storage)
             .field("api.listen", &self.api.listen)
-            .field("worker.id", &self.worker.id)
+            .field("api.engines", &self.api.engines)
+            .field("worker.id", &w.id)
+            .field("worker.engine", &w.engine)
+            .field("worker.device", &w.device)
+            .field("worker.dtype", &w.dtype)
+            .field("worker.weights", &w.weights)
             .field("telemetry.otlp_endpoint", &self.telemetry.otlp_endpoint)
             .finish_non_exhaustive()
     }
@@ -397,7 +429,11 @@ impl fmt::Debug for StorageConfig {
             StorageConfig::Memory => f.write_str("memory"),
             StorageConfig::S3 {
                 bucket, endpoint, ..
-            } => write!(f, "s3(bucket={bucket}, endpoint={endpoint}, secret=***)"),
+            } => write!(
+                f,
+                "s3(bucket={bucket}, endpoint={}, secret=***)",
+                endpoint.as_deref().unwrap_or("aws")
+            ),
         }
     }
 }
@@ -423,47 +459,79 @@ opaque_debug!(
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
     #[test]
     fn defaults_point_at_local_services() {
         let c = Config::load(None, Vec::new()).expect("defaults are valid");
         assert_eq!(c.database.url, "postgres://postgres@127.0.0.1:5432/orfeas");
         assert_eq!(c.api.listen.to_string(), "127.0.0.1:8080");
         assert!(matches!(c.storage, StorageConfig::Local { .. }));
+        assert_eq!(c.worker.device, Device::Cpu);
+        assert_eq!(c.worker.batch_wait, Duration::from_millis(50));
+        assert_eq!(
+            c.worker.metrics_listen,
+            Some("127.0.0.1:9187".parse().expect("addr"))
+        );
+        assert_eq!(c.worker.weights, None);
+        assert_eq!(c.telemetry.otlp_endpoint, None);
     }
 
     #[test]
-    fn file_then_environment() {
+    fn file_then_environment_into_typed_values() {
         let dir = std::env::temp_dir().join(format!("orfeas-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("c.toml");
         std::fs::write(
             &file,
-            "[api]\nmax_upload_bytes = 1000\n[storage]\nkind = \"s3\"\nbucket = \"b\"\nsecret_access_key = \"topsecret\"\n",
+            "[api]\nmax_upload_bytes = 1000\n[storage]\nkind = \"s3\"\nbucket = \"b\"\nsecret_access_key = \"topsecret\"\n[worker]\nbatch_wait_ms = 7\n",
         )
         .expect("write");
-        let env = vec![
-            (
-                "ORFEAS__API__MAX_UPLOAD_BYTES".to_owned(),
-                "2000".to_owned(),
-            ),
-            ("ORFEAS__STORAGE__ALLOW_HTTP".to_owned(), "true".to_owned()),
-            (
-                "ORFEAS__DATABASE__URL".to_owned(),
-                "postgres://u:hunter2@db:5432/x".to_owned(),
-            ),
-            ("UNRELATED".to_owned(), "1".to_owned()),
-        ];
-        let c = Config::load(Some(&file), env).expect("valid");
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("ORFEAS__API__MAX_UPLOAD_BYTES", "2000"),
+                ("ORFEAS__API__ENGINES", r#"["inflate", "hunyuan3d"]"#),
+                ("ORFEAS__STORAGE__ALLOW_HTTP", "true"),
+                ("ORFEAS__DATABASE__URL", "postgres://u:hunter2@db:5432/x"),
+                ("ORFEAS__WORKER__DEVICE", "cuda"),
+                ("ORFEAS__WORKER__DTYPE", "bf16"),
+                ("ORFEAS__WORKER__METRICS_LISTEN", ""),
+                ("ORFEAS__WORKER__OVERFLOW_QUEUE", "big"),
+                ("ORFEAS__WORKER__JOB_TIMEOUT_S", "60"),
+                ("ORFEAS__WORKER__MEMORY_LIMIT_BYTES", "0"),
+                ("UNRELATED", "1"),
+            ]),
+        )
+        .expect("valid");
         assert_eq!(c.api.max_upload_bytes, 2000);
+        assert_eq!(c.api.engines, vec![Engine::Inflate, Engine::Hunyuan3d]);
+        assert_eq!(c.worker.device, Device::Cuda(0));
+        assert_eq!(c.worker.dtype, Dtype::Bf16);
+        assert_eq!(c.worker.metrics_listen, None, "empty means off");
+        assert_eq!(c.worker.overflow_queue.as_deref(), Some("big"));
+        assert_eq!(c.worker.job_timeout, Duration::from_secs(60));
+        assert_eq!(c.worker.batch_wait, Duration::from_millis(7));
+        assert_eq!(
+            c.worker.memory_limit_bytes, None,
+            "0 means the whole device"
+        );
         match &c.storage {
             StorageConfig::S3 {
                 bucket,
                 allow_http,
                 path_style,
+                endpoint,
                 ..
             } => {
                 assert_eq!(bucket, "b");
                 assert!(*allow_http && *path_style);
+                assert_eq!(*endpoint, None);
             }
             other => panic!("{other:?}"),
         }
@@ -476,10 +544,33 @@ mod tests {
     }
 
     #[test]
-    fn invalid_values_are_refused() {
-        let env = vec![("ORFEAS__WORKER__BATCH_SIZE".to_owned(), "0".to_owned())];
-        assert!(Config::load(None, env).is_err());
-        let env = vec![("ORFEAS__API__NOPE".to_owned(), "1".to_owned())];
-        assert!(Config::load(None, env).is_err(), "unknown keys are errors");
+    fn errors_name_the_key() {
+        let cases = [
+            ("ORFEAS__WORKER__BATCH_SIZE", "0", "worker.batch_size"),
+            ("ORFEAS__API__NOPE", "1", "nope"),
+            ("ORFEAS__WORKER__DEVICE", "tpu:0", "worker.device"),
+            ("ORFEAS__WORKER__ENGINE", "magic", "worker.engine"),
+            ("ORFEAS__API__ENGINES", r#"["inflate", "x"]"#, "api.engines"),
+            (
+                "ORFEAS__WORKER__METRICS_LISTEN",
+                "nowhere",
+                "worker.metrics_listen",
+            ),
+            (
+                "ORFEAS__WORKER__BATCH_WAIT_MS",
+                "-5",
+                "worker.batch_wait_ms",
+            ),
+            (
+                "ORFEAS__WORKER__HEARTBEAT_TTL_MS",
+                "100",
+                "worker.heartbeat_ttl_ms",
+            ),
+            ("ORFEAS__API__LISTEN", "localhost", "api.listen"),
+        ];
+        for (var, value, key) in cases {
+            let err = Config::load(None, env(&[(var, value)])).expect_err(var);
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
     }
 }

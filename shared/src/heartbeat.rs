@@ -7,15 +7,15 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::JobId;
+use orfeas_vocab::{Device, Engine, JobId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerHeartbeat {
     pub id: String,
     pub host: String,
-    /// `cpu` or the accelerator the worker runs on.
-    pub device: String,
-    pub engine: String,
+    /// The device the worker computes on.
+    pub device: Device,
+    pub engine: Engine,
     /// Jobs in the batch being processed now.
     pub current_batch: Vec<JobId>,
     pub jobs_done: u64,
@@ -57,9 +57,10 @@ pub async fn beat(
     conn: &mut ConnectionManager,
     prefix: &str,
     hb: &WorkerHeartbeat,
-    ttl_ms: u64,
+    ttl: std::time::Duration,
 ) -> redis::RedisResult<()> {
     let body = serde_json::to_string(hb).unwrap_or_default();
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     conn.pset_ex::<_, _, ()>(key(prefix, &hb.id), body, ttl_ms)
         .await
 }

@@ -1,19 +1,19 @@
-//! ORFEAS shared layer: domain types, configuration, error codes, and the clients for
-//! PostgreSQL (jobs and ledger), RabbitMQ (job queue), Redis (worker heartbeats) and object
-//! storage. The API and the worker build on it; the pipeline stays free of all of it.
+//! The services' shared layer: typed configuration, telemetry and metrics setup, and the
+//! clients for PostgreSQL (jobs, outbox, ledger, memory model), RabbitMQ (job queues), Redis
+//! (worker heartbeats) and object storage, plus the operator read-outs built on them. The
+//! vocabulary (stages, artifacts, engines, jobs, error codes) is `orfeas-vocab`'s; the pipeline
+//! and burn stay out of this crate, so the API never links them.
 
 pub mod config;
+mod config_values;
 pub mod db;
-pub mod domain;
-pub mod errors;
 pub mod heartbeat;
-pub mod queue;
-pub mod storage;
-
-pub use config::Config;
-pub use domain::{JobId, JobSpec, JobStatus};
-// The vocabulary that must match everywhere is defined once, in the pipeline.
-pub use orfeas_pipeline::{MeshFormat, Stage, image::BackgroundMode};
 pub mod metrics;
 pub mod performance;
+pub mod queue;
+pub mod startup;
+pub mod storage;
 pub mod telemetry;
+
+pub use config::Config;
+pub use startup::StartError;

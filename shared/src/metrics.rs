@@ -36,7 +36,7 @@ pub struct ApiMetrics {
     pub http_duration: HistogramVec,
     pub jobs_submitted: IntCounter,
     pub jobs_by_status: IntGaugeVec,
-    pub queue_depth: IntGauge,
+    pub queue_depth: IntGaugeVec,
     pub workers_live: IntGauge,
 }
 
@@ -85,8 +85,14 @@ impl ApiMetrics {
             ),
             queue_depth: reg(
                 &r,
-                IntGauge::new("orfeas_queue_depth", "Jobs waiting to run (status queued)")
-                    .expect("valid metric"),
+                IntGaugeVec::new(
+                    Opts::new(
+                        "orfeas_queue_depth",
+                        "Messages ready in a RabbitMQ queue (jobs, retry, dead-letter), read at scrape time; jobs waiting in PostgreSQL are orfeas_jobs{status=\"queued\"}",
+                    ),
+                    &["queue"],
+                )
+                .expect("valid metric"),
             ),
             workers_live: reg(
                 &r,

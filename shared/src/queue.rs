@@ -11,7 +11,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use tokio::sync::Mutex;
 
-use crate::domain::JobMessage;
+use orfeas_vocab::{Engine, JobMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -19,8 +19,6 @@ pub enum QueueError {
     Unavailable(#[from] lapin::Error),
     #[error("the broker refused the message (nack)")]
     Nacked,
-    #[error("message encoding: {0}")]
-    Encode(#[from] serde_json::Error),
     #[error("the broker did not answer within {0:?}")]
     Timeout(Duration),
 }
@@ -42,10 +40,10 @@ pub struct Topology {
 impl Topology {
     /// The queues of one engine's jobs: `base` itself for `inflate` (the original single queue),
     /// `base.<engine>` for the others.
-    pub fn for_engine(base: &str, engine: crate::domain::Engine) -> Self {
+    pub fn for_engine(base: &str, engine: Engine) -> Self {
         match engine {
-            crate::domain::Engine::Inflate => Topology::new(base),
-            other => Topology::new(&format!("{base}.{}", other.as_str())),
+            Engine::Inflate => Topology::new(base),
+            other => Topology::new(&format!("{base}.{other}")),
         }
     }
 
@@ -59,21 +57,8 @@ impl Topology {
 
     /// Declares the three queues (idempotent).
     pub async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        let mut quorum = FieldTable::default();
-        quorum.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        channel
-            .queue_declare(self.jobs.as_str().into(), durable, quorum.clone())
-            .await?;
-        channel
-            .queue_declare(self.dead_letter.as_str().into(), durable, quorum)
-            .await?;
+        declare_quorum(channel, &self.jobs).await?;
+        declare_quorum(channel, &self.dead_letter).await?;
         // Classic queue: per-message TTL delays a retry, expiry dead-letters it back to `jobs`.
         let mut retry = FieldTable::default();
         retry.insert(
@@ -85,35 +70,53 @@ impl Topology {
             AMQPValue::LongString(self.jobs.as_str().into()),
         );
         channel
-            .queue_declare(self.retry.as_str().into(), durable, retry)
+            .queue_declare(self.retry.as_str().into(), durable(), retry)
             .await?;
         Ok(())
     }
 
-    /// Messages waiting in the jobs queue (passive declare).
+    /// Messages ready in the jobs queue.
     pub async fn depth(&self, channel: &Channel) -> Result<u32, QueueError> {
-        let q = channel
-            .queue_declare(
-                self.jobs.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(q.message_count())
+        ready_messages(channel, &self.jobs).await
+    }
+
+    /// The three queue names.
+    pub fn queues(&self) -> [&str; 3] {
+        [&self.jobs, &self.retry, &self.dead_letter]
     }
 }
 
-/// Arguments of a durable quorum queue.
-pub fn quorum_arguments() -> FieldTable {
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Declares a durable quorum queue (idempotent): the jobs, dead-letter and overflow queues.
+pub async fn declare_quorum(channel: &Channel, queue: &str) -> Result<(), QueueError> {
     let mut args = FieldTable::default();
     args.insert(
         "x-queue-type".into(),
         AMQPValue::LongString("quorum".into()),
     );
-    args
+    channel.queue_declare(queue.into(), durable(), args).await?;
+    Ok(())
+}
+
+/// Messages ready (not delivered) in a queue, by a passive declare.
+pub async fn ready_messages(channel: &Channel, queue: &str) -> Result<u32, QueueError> {
+    let q = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(q.message_count())
 }
 
 pub async fn connect(url: &str) -> Result<Connection, QueueError> {
@@ -193,7 +196,7 @@ impl Publisher {
         let conn = connect(&self.url).await?;
         let ch = conn.create_channel().await?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        for engine in crate::domain::Engine::ALL {
+        for engine in Engine::ALL {
             Topology::for_engine(&self.topology.jobs, engine)
                 .declare(&ch)
                 .await?;
@@ -210,7 +213,7 @@ impl Publisher {
         msg: &JobMessage,
         trace: &std::collections::HashMap<String, String>,
     ) -> Result<(), QueueError> {
-        let payload = serde_json::to_vec(msg)?;
+        let payload = msg.encode();
         let mut headers = FieldTable::default();
         for (k, v) in trace {
             headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
@@ -238,6 +241,28 @@ impl Publisher {
                 Err(QueueError::Timeout(self.timeout))
             }
         }
+    }
+
+    /// Messages ready in every engine's jobs, retry and dead-letter queues (the operator's queue
+    /// depth; passive declares on the publisher's channel).
+    pub async fn depths(&self) -> Result<Vec<(String, u32)>, QueueError> {
+        let ch = {
+            let mut state = self.state.lock().await;
+            tokio::time::timeout(self.timeout, self.channel(&mut state))
+                .await
+                .map_err(|_| QueueError::Timeout(self.timeout))??
+        };
+        let mut out = Vec::new();
+        for engine in Engine::ALL {
+            let topology = Topology::for_engine(&self.topology.jobs, engine);
+            for queue in topology.queues() {
+                let n = tokio::time::timeout(self.timeout, ready_messages(&ch, queue))
+                    .await
+                    .map_err(|_| QueueError::Timeout(self.timeout))??;
+                out.push((queue.to_owned(), n));
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the broker answers (used by readiness).

@@ -1,5 +1,7 @@
 //! Object storage (S3 and S3-compatible servers, a local directory, or memory) and the
-//! deterministic keys jobs use, so a retry overwrites rather than duplicates.
+//! deterministic keys jobs use, so a retry overwrites rather than duplicates:
+//! `inputs/{job}/input.{ext}` and `outputs/{job}/{artifact file name}` (`mesh.glb`, …,
+//! `cutout.png`).
 
 use std::sync::Arc;
 
@@ -9,9 +11,9 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::MeshFormat;
+use orfeas_vocab::{Artifact, JobId};
+
 use crate::config::StorageConfig;
-use crate::domain::JobId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -51,12 +53,12 @@ pub fn build(cfg: &StorageConfig) -> Result<Arc<dyn ObjectStore>, StorageError> 
                 .with_region(region)
                 .with_allow_http(*allow_http)
                 .with_virtual_hosted_style_request(!*path_style);
-            if !endpoint.is_empty() {
+            if let Some(endpoint) = endpoint {
                 b = b.with_endpoint(endpoint);
             }
-            if !access_key_id.is_empty() {
+            if let Some(key_id) = access_key_id {
                 b = b
-                    .with_access_key_id(access_key_id)
+                    .with_access_key_id(key_id)
                     .with_secret_access_key(secret_access_key);
             }
             Arc::new(b.build()?)
@@ -69,9 +71,9 @@ pub fn input_key(id: JobId, ext: &str) -> Path {
     Path::from(format!("inputs/{id}/input.{ext}"))
 }
 
-/// `outputs/{job}/mesh.{ext}`
-pub fn output_key(id: JobId, format: MeshFormat) -> Path {
-    Path::from(format!("outputs/{id}/mesh.{}", format.extension()))
+/// `outputs/{job}/{file}`: `mesh.glb`, …, `cutout.png`.
+pub fn output_key(id: JobId, artifact: Artifact) -> Path {
+    Path::from(format!("outputs/{id}/{}", artifact.file_name()))
 }
 
 /// Whether the store answers: a listing of one object under a fixed prefix.

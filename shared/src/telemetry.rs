@@ -59,33 +59,32 @@ where
     tracing_opentelemetry::layer().with_tracer(provider.tracer(service))
 }
 
-/// Installs the process's subscriber: logs to stderr, spans to `otlp_endpoint` when non-empty.
-pub fn init(service: &'static str, otlp_endpoint: &str) -> Telemetry {
+/// Installs the process's subscriber: logs to stderr, spans to `otlp_endpoint` when set. An
+/// exporter that cannot be built is reported in the log and export stays off.
+pub fn init(service: &'static str, otlp_endpoint: Option<&str>) -> Telemetry {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Colours only on a terminal, plain text in log files.
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let (provider, otel) = if otlp_endpoint.is_empty() {
-        (None, None)
-    } else {
-        match otlp_provider(service, otlp_endpoint) {
-            Ok(p) => {
-                let layer = otel_layer::<Registry>(&p, service);
-                (Some(p), Some(layer))
-            }
-            Err(e) => {
-                eprintln!("OpenTelemetry export disabled: {e}");
-                (None, None)
-            }
+    let exporter = otlp_endpoint.map(|e| otlp_provider(service, e));
+    let (provider, otel, failure) = match exporter {
+        None => (None, None, None),
+        Some(Ok(p)) => {
+            let layer = otel_layer::<Registry>(&p, service);
+            (Some(p), Some(layer), None)
         }
+        Some(Err(e)) => (None, None, Some(e)),
     };
     let _ = tracing_subscriber::registry()
         .with(otel)
         .with(filter)
         .with(fmt)
         .try_init();
+    if let Some(e) = failure {
+        tracing::warn!(error = %e, "OpenTelemetry export disabled");
+    }
     Telemetry { provider }
 }
 

@@ -11,10 +11,10 @@ use orfeas_pipeline::{
     BatchItem, ItemReport, JobOptions, Pipeline, PipelineError, ProgressObserver, Stage,
 };
 use orfeas_shared::db::Db;
-use orfeas_shared::domain::JobId;
+use orfeas_vocab::{Engine, JobId};
 use tokio::runtime::Handle;
 
-use crate::optimizer;
+use crate::optimizer::probe;
 
 /// One job of a batch, ready to run.
 #[derive(Debug)]
@@ -65,17 +65,6 @@ impl Ran {
     }
 }
 
-/// Progress shown while a stage runs.
-fn progress_at(stage: Stage) -> i16 {
-    match stage {
-        Stage::ImageLoading => 5,
-        Stage::ImagePreprocessing => 15,
-        Stage::ShapeGeneration => 30,
-        Stage::TextureSynthesis => 80,
-        Stage::MeshExport => 90,
-    }
-}
-
 struct DbObserver {
     handle: Handle,
     db: Option<Db>,
@@ -98,22 +87,20 @@ impl ProgressObserver for DbObserver {
                 .enumerate()
                 .any(|(i, s)| i != item && s[stage.index()].is_some());
         if !batch_stage_running {
-            optimizer::reset_peak_rss();
-            self.rss_at_start = optimizer::rss_bytes().unwrap_or(0);
+            probe::reset_peak_rss();
+            self.rss_at_start = probe::rss_bytes().unwrap_or(0);
         }
         self.stage_started[item][stage.index()] = Some(Utc::now());
         let (id, attempt) = self.jobs[item];
         if let Some(db) = &self.db
-            && let Err(e) =
-                self.handle
-                    .block_on(db.enter_stage(id, attempt, stage, progress_at(stage)))
+            && let Err(e) = self.handle.block_on(db.enter_stage(id, attempt, stage))
         {
             tracing::debug!(job = %id, error = %e, "progress not recorded");
         }
     }
 
     fn stage_finished(&mut self, item: usize, stage: Stage, _: Duration, _: bool) {
-        if let Some(peak) = optimizer::peak_rss_bytes() {
+        if let Some(peak) = probe::peak_rss_bytes() {
             self.stage_peak[item][stage.index()] = Some(peak.saturating_sub(self.rss_at_start));
         }
     }
@@ -150,6 +137,7 @@ pub async fn run_batch(
         .map(|w| (w.input.clone(), w.options.clone(), w.span.clone()))
         .collect();
     let n = work.len();
+    let pipeline_engine: Engine = pipeline.engine().engine();
     let span = tracing::Span::current();
     let joined = tokio::task::spawn_blocking(move || {
         let _enter = span.enter();
@@ -192,7 +180,7 @@ pub async fn run_batch(
                         timings: Default::default(),
                         batch_size: n,
                         result: Err(ShapeError::Engine {
-                            engine: "pipeline".into(),
+                            engine: pipeline_engine.as_str().into(),
                             detail: format!("the pipeline thread failed: {e}"),
                         }
                         .into()),
@@ -248,8 +236,8 @@ mod tests {
     }
 
     impl ShapeEngine for SmallDevice {
-        fn name(&self) -> &'static str {
-            "inflate"
+        fn engine(&self) -> Engine {
+            Engine::Inflate
         }
         fn generate(&self, batch: &[ShapeRequest<'_>]) -> Vec<Result<GeneratedShape, ShapeError>> {
             if batch.len() > self.capacity {

@@ -1,45 +1,44 @@
 //! Failure classification, in one place: every error a job can meet becomes a [`Failure`], and
-//! the error-code table decides whether it is permanent (fail + dead-letter) or transient
-//! (retry with backoff, then fail + dead-letter).
+//! the error-code table's retry class decides whether it is permanent (fail + dead-letter) or
+//! transient (retry with backoff, then fail + dead-letter).
+
+use std::time::Duration;
 
 use orfeas_pipeline::PipelineError;
 use orfeas_shared::db::DbError;
-use orfeas_shared::errors::{self, RetryClass};
 use orfeas_shared::queue::QueueError;
 use orfeas_shared::storage::StorageError;
+use orfeas_vocab::{ErrorCode, MessageError, RetryClass};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
     /// Retrying cannot help: the job fails with `code`, the message is dead-lettered.
-    Permanent { code: String, message: String },
+    Permanent { code: ErrorCode, message: String },
     /// A dependency hiccup: retried after a backoff.
-    Transient { code: String, message: String },
+    Transient { code: ErrorCode, message: String },
     /// The job was canceled while running.
     Canceled,
-    /// The queue message itself is unreadable; it is dead-lettered.
-    Malformed(String),
+    /// The queue message itself is unreadable (or of a version this worker does not read); it
+    /// is dead-lettered, and its job failed when the message names one.
+    Malformed(MessageError),
 }
 
 impl Failure {
-    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+    pub fn permanent(code: ErrorCode, message: impl Into<String>) -> Self {
         Failure::Permanent {
-            code: code.to_owned(),
+            code,
             message: message.into(),
         }
     }
 
-    /// Classifies by code through the shared table.
-    pub fn from_code(code: &str, message: impl Into<String>) -> Self {
+    /// Classifies by the code's retry class.
+    pub fn from_code(code: ErrorCode, message: impl Into<String>) -> Self {
         let message = message.into();
-        match errors::lookup(code).retry {
-            RetryClass::Transient => Failure::Transient {
-                code: code.to_owned(),
-                message,
-            },
-            RetryClass::Permanent | RetryClass::NotApplicable => Failure::Permanent {
-                code: code.to_owned(),
-                message,
-            },
+        match code.retry() {
+            RetryClass::Transient => Failure::Transient { code, message },
+            RetryClass::Permanent | RetryClass::NotApplicable => {
+                Failure::Permanent { code, message }
+            }
         }
     }
 }
@@ -56,37 +55,40 @@ impl From<&PipelineError> for Failure {
 impl From<DbError> for Failure {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Corrupt(..) => Failure::permanent("internal", e.to_string()),
-            other => Failure::from_code("database_unavailable", other.to_string()),
+            DbError::Corrupt(..) => Failure::permanent(ErrorCode::Internal, e.to_string()),
+            other => Failure::from_code(ErrorCode::DatabaseUnavailable, other.to_string()),
         }
     }
 }
 
 impl From<StorageError> for Failure {
     fn from(e: StorageError) -> Self {
-        Failure::from_code("storage_unavailable", e.to_string())
+        Failure::from_code(ErrorCode::StorageUnavailable, e.to_string())
     }
 }
 
 impl From<object_store::Error> for Failure {
     fn from(e: object_store::Error) -> Self {
-        Failure::from_code("storage_unavailable", e.to_string())
+        Failure::from_code(ErrorCode::StorageUnavailable, e.to_string())
     }
 }
 
 impl From<QueueError> for Failure {
     fn from(e: QueueError) -> Self {
-        Failure::from_code("queue_unavailable", e.to_string())
+        Failure::from_code(ErrorCode::QueueUnavailable, e.to_string())
     }
 }
 
-/// Exponential backoff with full jitter: uniform in [base·2^n / 2, base·2^n], capped.
-pub fn backoff_ms(retry: u32, base_ms: u64, max_ms: u64) -> u64 {
-    let exp = base_ms
+/// Exponential backoff with full jitter: uniform in [0, min(base·2^retry, max)], so retries of
+/// many jobs that failed together spread out instead of returning in waves.
+pub fn backoff(retry: u32, base: Duration, max: Duration) -> Duration {
+    let base_ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX);
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    let cap = base_ms
         .saturating_mul(1u64 << retry.min(20))
         .min(max_ms)
         .max(1);
-    exp / 2 + fastrand::u64(0..=exp / 2)
+    Duration::from_millis(fastrand::u64(0..=cap))
 }
 
 #[cfg(test)]
@@ -97,20 +99,29 @@ mod tests {
     #[test]
     fn classification_follows_the_table() {
         let bad = PipelineError::from(LoadError::Empty);
-        assert!(
-            matches!(Failure::from(&bad), Failure::Permanent { code, .. } if code == "empty_input")
+        assert_eq!(
+            Failure::from(&bad),
+            Failure::permanent(ErrorCode::EmptyInput, bad.to_string())
         );
         let nofg = PipelineError::from(PreprocessError::NoForeground { reason: "x".into() });
-        assert!(
-            matches!(Failure::from(&nofg), Failure::Permanent { code, .. } if code == "no_foreground")
-        );
+        assert!(matches!(
+            Failure::from(&nofg),
+            Failure::Permanent {
+                code: ErrorCode::NoForeground,
+                ..
+            }
+        ));
         let engine = PipelineError::from(ShapeError::Engine {
             engine: "e".into(),
-            detail: "oom".into(),
+            detail: "crash".into(),
         });
-        assert!(
-            matches!(Failure::from(&engine), Failure::Transient { code, .. } if code == "engine_failure")
-        );
+        assert!(matches!(
+            Failure::from(&engine),
+            Failure::Transient {
+                code: ErrorCode::EngineFailure,
+                ..
+            }
+        ));
         let canceled = PipelineError::Canceled {
             stage: orfeas_pipeline::Stage::MeshExport,
         };
@@ -119,17 +130,36 @@ mod tests {
             store: "s3",
             source: "down".into(),
         };
-        assert!(
-            matches!(Failure::from(store), Failure::Transient { code, .. } if code == "storage_unavailable")
-        );
+        assert!(matches!(
+            Failure::from(store),
+            Failure::Transient {
+                code: ErrorCode::StorageUnavailable,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Failure::from(DbError::Corrupt("x".into())),
+            Failure::Permanent {
+                code: ErrorCode::Internal,
+                ..
+            }
+        ));
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        for retry in 0..10 {
-            let b = backoff_ms(retry, 100, 5_000);
-            let exp = (100u64 << retry).min(5_000);
-            assert!(b >= exp / 2 && b <= exp, "retry {retry}: {b}");
+    fn backoff_is_full_jitter_under_a_growing_cap() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_millis(5_000);
+        for retry in 0..10u32 {
+            let cap = (100u64 << retry).min(5_000);
+            let samples: Vec<u64> = (0..2000)
+                .map(|_| backoff(retry, base, max).as_millis() as u64)
+                .collect();
+            assert!(samples.iter().all(|&b| b <= cap), "retry {retry}");
+            // Full jitter spans the whole range: some retries come almost at once, some near
+            // the cap (each bound fails with probability 0.9^2000).
+            assert!(samples.iter().any(|&b| b * 10 < cap), "retry {retry}");
+            assert!(samples.iter().any(|&b| b * 10 > cap * 9), "retry {retry}");
         }
     }
 }

@@ -18,7 +18,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use orfeas_vocab::{Device, Engine};
+
 use crate::optimizer::{self, DeviceMemory, JobShape, MemoryModel, OptimizerConfig};
+
+/// The simulated node's device (the memory model keys its figures by device).
+const SIM_DEVICE: Device = Device::Cuda(0);
 
 const GIB: u64 = 1 << 30;
 const TOTAL: u64 = 24 * GIB;
@@ -129,12 +134,12 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
                 Policy::Fixed(n) => n,
                 Policy::Dynamic => {
                     let shape = JobShape {
-                        engine: "hunyuan3d",
+                        engine: Engine::Hunyuan3d,
                         octree_resolution: head_r,
                         num_chunks: 8000,
-                        steps: 50,
+                        steps: Some(50),
                     };
-                    let (per_job, src) = model.estimate(&shape, "sim");
+                    let (per_job, src) = model.estimate(&shape, SIM_DEVICE);
                     let mem = DeviceMemory {
                         total_bytes: TOTAL,
                         free_bytes: TOTAL - RESIDENT,
@@ -170,12 +175,12 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
                 Policy::Fixed(_) => solo.extend(batch),
                 Policy::Dynamic => {
                     let shape = JobShape {
-                        engine: "hunyuan3d",
+                        engine: Engine::Hunyuan3d,
                         octree_resolution: rs[0],
                         num_chunks: 8000,
-                        steps: 50,
+                        steps: Some(50),
                     };
-                    model.after_oom(&shape, "sim", TOTAL - RESIDENT, batch.len());
+                    model.after_oom(&shape, SIM_DEVICE, TOTAL - RESIDENT, batch.len());
                     for j in batch.into_iter().rev() {
                         queue.push_front(j);
                     }
@@ -189,12 +194,12 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
         batched_jobs += batch.len();
         if let Policy::Dynamic = policy {
             let shape = JobShape {
-                engine: "hunyuan3d",
+                engine: Engine::Hunyuan3d,
                 octree_resolution: rs[0],
                 num_chunks: 8000,
-                steps: 50,
+                steps: Some(50),
             };
-            model.observe(&shape, "sim", job_mem(rs[0]));
+            model.observe(&shape, SIM_DEVICE, job_mem(rs[0]));
         }
         for (id, _, _) in batch {
             done[id] = now;

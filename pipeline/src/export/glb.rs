@@ -2,6 +2,8 @@
 
 use serde_json::json;
 
+use orfeas_vocab::MeshFormat;
+
 use crate::error::ExportError;
 use crate::mesh::Mesh;
 
@@ -91,7 +93,7 @@ pub(super) fn write(mesh: &Mesh) -> Result<Vec<u8>, ExportError> {
         "accessors": accessors,
     });
     let mut json_bytes = serde_json::to_vec(&doc).map_err(|e| ExportError::TooLarge {
-        format: "glb",
+        format: MeshFormat::Glb,
         detail: e.to_string(),
     })?;
     while !json_bytes.len().is_multiple_of(4) {
@@ -99,7 +101,7 @@ pub(super) fn write(mesh: &Mesh) -> Result<Vec<u8>, ExportError> {
     }
     let total = 12 + 8 + json_bytes.len() + 8 + bin.len();
     let total32 = u32::try_from(total).map_err(|_| ExportError::TooLarge {
-        format: "glb",
+        format: MeshFormat::Glb,
         detail: format!("{total} bytes exceed the 4 GiB GLB limit"),
     })?;
     let mut out = Vec::with_capacity(total);

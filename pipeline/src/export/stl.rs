@@ -1,11 +1,13 @@
 //! Binary STL (no colours: the format has no standard way to carry them).
 
+use orfeas_vocab::MeshFormat;
+
 use crate::error::ExportError;
 use crate::mesh::Mesh;
 
 pub(super) fn write(mesh: &Mesh) -> Result<Vec<u8>, ExportError> {
     let count = u32::try_from(mesh.triangles.len()).map_err(|_| ExportError::TooLarge {
-        format: "stl",
+        format: MeshFormat::Stl,
         detail: "more than 2^32 triangles".into(),
     })?;
     let mut out = Vec::with_capacity(84 + mesh.triangles.len() * 50);

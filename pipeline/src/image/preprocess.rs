@@ -1,5 +1,5 @@
 //! `image_preprocessing`: background removal, then the recentering of Hunyuan3D-2's
-//! `ImageProcessorV2` (../shared/reference/hunyuan3d-2.md §1.2), whose output is the tensor the
+//! `ImageProcessorV2` (docs/hunyuan3d.md, preprocessing), whose output is the tensor the
 //! neural engine consumes:
 //!
 //! 1. the mask's bounding box (max row/column excluded, as upstream slices it) is cropped and
@@ -9,37 +9,12 @@
 //! 3. resized to 512² with `INTER_CUBIC` (the mask with `INTER_NEAREST`);
 //! 4. mapped to [-1, 1] as `x / 255 · 2 − 1`.
 
+pub use orfeas_vocab::BackgroundMode;
+
 use super::load::LoadedImage;
 use super::resize::{Raster, resize_area, resize_cubic, resize_nearest};
 use super::segment::{SegmentParams, segment_foreground};
 use crate::error::PreprocessError;
-
-/// When to segment the foreground instead of trusting the alpha channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackgroundMode {
-    /// Use the alpha channel when it carries real transparency, else segment.
-    #[default]
-    Auto,
-    /// Always segment (alpha is composited over white first).
-    Always,
-    /// Never segment: use real alpha if there is some, else the whole image is the object.
-    Never,
-}
-
-impl std::str::FromStr for BackgroundMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(BackgroundMode::Auto),
-            "always" => Ok(BackgroundMode::Always),
-            "never" => Ok(BackgroundMode::Never),
-            other => Err(format!(
-                "unknown background mode `{other}` (expected auto, always or never)"
-            )),
-        }
-    }
-}
 
 /// Where the object mask came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,17 +1,22 @@
-//! The shape-engine interface every engine implements (`inflate` today, `hunyuan3d` later).
+//! The shape-engine interface every engine implements (`inflate`, `hunyuan3d`).
+
+use orfeas_vocab::Engine;
+use orfeas_vocab::options::{self, defaults};
 
 use crate::error::ShapeError;
 use crate::image::PreprocessedImage;
 use crate::mesh::Mesh;
 
 /// Shape options of a job. They mirror Hunyuan3D-2's server and UI; an engine documents which
-/// it uses (`inflate` uses `octree_resolution` and `inflation` only).
+/// it uses (`inflate` uses `octree_resolution` and `inflation` only). Ranges and defaults are the
+/// vocabulary's (`orfeas_vocab::options`), the same the API and the CLI validate with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeOptions {
-    /// Grid resolution of the volume the surface is extracted from, 64..=512.
+    /// Grid resolution of the volume the surface is extracted from.
     pub octree_resolution: u32,
     pub seed: u64,
-    pub steps: u32,
+    /// Denoising steps; `None`: the checkpoint's default.
+    pub steps: Option<u32>,
     pub guidance_scale: f32,
     /// Query points per decoder call.
     pub num_chunks: u32,
@@ -22,56 +27,26 @@ pub struct ShapeOptions {
 impl Default for ShapeOptions {
     fn default() -> Self {
         ShapeOptions {
-            octree_resolution: 256,
-            seed: 1234,
-            steps: 50,
-            guidance_scale: 5.0,
-            num_chunks: 8000,
-            inflation: 1.0,
+            octree_resolution: defaults::OCTREE_RESOLUTION,
+            seed: defaults::SEED,
+            steps: None,
+            guidance_scale: defaults::GUIDANCE_SCALE,
+            num_chunks: defaults::NUM_CHUNKS,
+            inflation: defaults::INFLATION,
         }
     }
 }
 
 impl ShapeOptions {
-    pub const MIN_RESOLUTION: u32 = 64;
-    pub const MAX_RESOLUTION: u32 = 512;
-
+    /// Checks every option against the vocabulary's ranges.
     pub fn validate(&self) -> Result<(), ShapeError> {
-        if !(Self::MIN_RESOLUTION..=Self::MAX_RESOLUTION).contains(&self.octree_resolution) {
-            return Err(ShapeError::InvalidOption {
-                field: "octree_resolution",
-                reason: format!(
-                    "{} is outside {}..={}",
-                    self.octree_resolution,
-                    Self::MIN_RESOLUTION,
-                    Self::MAX_RESOLUTION
-                ),
-            });
+        options::OCTREE_RESOLUTION.check(self.octree_resolution)?;
+        if let Some(steps) = self.steps {
+            options::STEPS.check(steps)?;
         }
-        if !(1..=200).contains(&self.steps) {
-            return Err(ShapeError::InvalidOption {
-                field: "steps",
-                reason: format!("{} is outside 1..=200", self.steps),
-            });
-        }
-        if !(self.guidance_scale.is_finite() && (0.0..=100.0).contains(&self.guidance_scale)) {
-            return Err(ShapeError::InvalidOption {
-                field: "guidance_scale",
-                reason: format!("{} is outside 0..=100", self.guidance_scale),
-            });
-        }
-        if !(1_000..=1_000_000).contains(&self.num_chunks) {
-            return Err(ShapeError::InvalidOption {
-                field: "num_chunks",
-                reason: format!("{} is outside 1000..=1000000", self.num_chunks),
-            });
-        }
-        if !(self.inflation.is_finite() && (0.05..=4.0).contains(&self.inflation)) {
-            return Err(ShapeError::InvalidOption {
-                field: "inflation",
-                reason: format!("{} is outside 0.05..=4", self.inflation),
-            });
-        }
+        options::GUIDANCE_SCALE.check(self.guidance_scale)?;
+        options::NUM_CHUNKS.check(self.num_chunks)?;
+        options::INFLATION.check(self.inflation)?;
         Ok(())
     }
 }
@@ -138,8 +113,8 @@ pub struct GeneratedShape {
 /// (weights load once when the engine is built) and must be usable from one executor thread
 /// for many batches.
 pub trait ShapeEngine: Send + Sync + std::fmt::Debug {
-    /// The engine's name as used in options and the CLI (`inflate`, `hunyuan3d`).
-    fn name(&self) -> &'static str;
+    /// Which engine this is (its name in options, spans, metrics and the CLI).
+    fn engine(&self) -> Engine;
 
     /// One result per request, in order. A failure of the whole batch is reported for each item.
     fn generate(&self, batch: &[ShapeRequest<'_>]) -> Vec<Result<GeneratedShape, ShapeError>>;

@@ -4,11 +4,14 @@
 //! `f = (κ²·d·(2R − d) − z²) / 2R` on the same (R+1)³ grid over [-1.01, 1.01]³ that Hunyuan3D-2
 //! decodes, then meshed by the shared marching cubes. A disk therefore inflates to a sphere.
 
+use orfeas_vocab::{Engine, ShapeStep};
+
 use super::engine::{GeneratedShape, ShapeEngine, ShapeRequest, ViewFrame};
 use super::mc::{Volume, marching_cubes};
 use crate::error::ShapeError;
 use crate::image::PreprocessedImage;
 use crate::image::edt::distance_transform;
+use crate::stage::step_span;
 
 /// Half-width of the decoding box, as in Hunyuan3D-2 (`box_v = 1.01`).
 pub const BOX_HALF_EXTENT: f32 = 1.01;
@@ -17,8 +20,8 @@ pub const BOX_HALF_EXTENT: f32 = 1.01;
 pub struct InflateEngine;
 
 impl ShapeEngine for InflateEngine {
-    fn name(&self) -> &'static str {
-        "inflate"
+    fn engine(&self) -> Engine {
+        Engine::Inflate
     }
 
     fn generate(&self, batch: &[ShapeRequest<'_>]) -> Vec<Result<GeneratedShape, ShapeError>> {
@@ -31,14 +34,13 @@ fn inflate_one(req: &ShapeRequest<'_>) -> Result<GeneratedShape, ShapeError> {
     let res = req.options.octree_resolution as usize;
     let kappa = req.options.inflation;
     let volume = {
-        let _span =
-            tracing::info_span!(parent: &req.span, "volume_decoding", resolution = res).entered();
-        occupancy_volume(req.image, res, kappa)?
+        let span = step_span(ShapeStep::VolumeDecoding, &req.span);
+        span.record("resolution", res);
+        span.record("batch", 1);
+        span.in_scope(|| occupancy_volume(req.image, res, kappa))?
     };
-    let mut mesh = {
-        let _span = tracing::info_span!(parent: &req.span, "surface_extraction").entered();
-        marching_cubes(&volume, 0.0)
-    };
+    let mut mesh = step_span(ShapeStep::SurfaceExtraction, &req.span)
+        .in_scope(|| marching_cubes(&volume, 0.0));
     if mesh.is_empty() {
         return Err(ShapeError::EmptySurface {
             reason: "the silhouette is too small for the grid resolution".into(),

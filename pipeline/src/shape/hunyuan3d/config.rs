@@ -126,6 +126,38 @@ pub enum SchedulerConfig {
     },
 }
 
+/// What a checkpoint's sampler is, which decides its default step count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// Flow matching with classifier-free guidance (`v2-0`, `v2-mini`).
+    Standard,
+    /// Guidance-distilled flow matching (`-fast`).
+    Fast,
+    /// The consistency schedule (`-turbo`).
+    Turbo,
+}
+
+impl CheckpointKind {
+    pub fn of(scheduler: SchedulerConfig, guidance_embed: bool) -> Self {
+        match scheduler {
+            SchedulerConfig::Consistency { .. } => CheckpointKind::Turbo,
+            SchedulerConfig::FlowMatchEuler { .. } if guidance_embed => CheckpointKind::Fast,
+            SchedulerConfig::FlowMatchEuler { .. } => CheckpointKind::Standard,
+        }
+    }
+
+    /// The one default step count of each kind, used whenever a job or the CLI names none: the
+    /// reference pipeline's 50 for the standard models, 30 for the distilled ones (its Gradio
+    /// app's "standard" mode), 5 for turbo (see `docs/hunyuan3d.md`, sampling).
+    pub const fn default_steps(self) -> u32 {
+        match self {
+            CheckpointKind::Standard => 50,
+            CheckpointKind::Fast => 30,
+            CheckpointKind::Turbo => 5,
+        }
+    }
+}
+
 /// `ImageProcessorV2`'s settings (the pipeline's own preprocessing implements them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ImageProcessorConfig {

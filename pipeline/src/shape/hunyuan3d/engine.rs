@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+use orfeas_vocab::{Device, Dtype, Engine, ShapeStep, VolumeDecoding};
 
+use super::config::CheckpointKind;
 use super::nn::select_rows;
 use super::sampler::{Guidance, denoise, plan, seeded_noise};
 use super::volume::{VolumeOptions, decode_dense, decode_hierarchical};
@@ -20,16 +22,7 @@ use super::{ModelError, SchedulerConfig, ShapeModel};
 use crate::error::ShapeError;
 use crate::shape::engine::{GeneratedShape, ShapeEngine, ShapeRequest, ViewFrame};
 use crate::shape::mc::marching_cubes;
-
-/// How the occupancy volume is decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VolumeDecoding {
-    /// Every grid point (`VanillaVolumeDecoder`, the reference pipeline's default).
-    Dense,
-    /// Coarse grid, then only near-surface cells at finer levels (FlashVDM's hierarchy without
-    /// the top-k KV selection); 5–10× fewer queries at R ≥ 256.
-    Hierarchical,
-}
+use crate::stage::step_span;
 
 /// Engine settings that are not per job.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,23 +52,22 @@ impl Default for Hunyuan3dSettings {
 }
 
 impl Hunyuan3dSettings {
-    /// Settings from configuration names: dtype `f32`/`f16`/`bf16`, decoding
-    /// `hierarchical`/`dense`.
-    pub fn from_names(dtype: &str, decoding: &str) -> Result<Self, ModelError> {
-        let decoding = match decoding {
-            "hierarchical" => VolumeDecoding::Hierarchical,
-            "dense" => VolumeDecoding::Dense,
-            other => {
-                return Err(ModelError::Input(format!(
-                    "unknown volume decoding `{other}` (hierarchical, dense)"
-                )));
-            }
-        };
-        Ok(Self {
-            dtype: parse_dtype(dtype)?,
+    /// Settings for a compute dtype and a volume decoding; the rest at their defaults.
+    pub fn new(dtype: Dtype, decoding: VolumeDecoding) -> Self {
+        Self {
+            dtype: burn_dtype(dtype),
             decoding,
             ..Default::default()
-        })
+        }
+    }
+}
+
+/// burn's dtype for a vocabulary dtype.
+pub fn burn_dtype(dtype: Dtype) -> DType {
+    match dtype {
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::Bf16 => DType::BF16,
     }
 }
 
@@ -88,11 +80,9 @@ pub struct Hunyuan3dEngine<B: Backend> {
     injected_noise: Option<Vec<f32>>,
 }
 
-const ENGINE: &str = "hunyuan3d";
-
 fn engine_error(detail: impl std::fmt::Display) -> ShapeError {
     ShapeError::Engine {
-        engine: ENGINE.into(),
+        engine: Engine::Hunyuan3d.as_str().into(),
         detail: detail.to_string(),
     }
 }
@@ -131,6 +121,21 @@ impl<B: Backend> Hunyuan3dEngine<B> {
         &self.model
     }
 
+    /// The sampler this engine runs (the checkpoint's, unless the settings override it).
+    fn scheduler(&self) -> SchedulerConfig {
+        self.settings
+            .scheduler
+            .unwrap_or(self.model.config.scheduler)
+    }
+
+    /// The step count of a request: its own, else the checkpoint kind's default.
+    pub fn steps_for(&self, requested: Option<u32>) -> u32 {
+        requested.unwrap_or_else(|| {
+            CheckpointKind::of(self.scheduler(), self.model.config.dit.guidance_embed)
+                .default_steps()
+        })
+    }
+
     /// Latents for a group of requests sharing steps and guidance scale.
     fn denoise_group(
         &self,
@@ -139,10 +144,9 @@ impl<B: Backend> Hunyuan3dEngine<B> {
     ) -> Result<Tensor<B, 3>, ShapeError> {
         let opts = reqs[0].options;
         let cfg = &self.model.config;
-        let scheduler = self.settings.scheduler.unwrap_or(cfg.scheduler);
         let steps = plan(
-            scheduler,
-            opts.steps as usize,
+            self.scheduler(),
+            self.steps_for(opts.steps) as usize,
             self.settings.dtype == DType::F16,
         )
         .map_err(engine_error)?;
@@ -161,7 +165,12 @@ impl<B: Backend> Hunyuan3dEngine<B> {
         let guidance = Guidance::for_model(&self.model.dit, opts.guidance_scale);
         let spans: Vec<_> = reqs
             .iter()
-            .map(|r| tracing::info_span!(parent: &r.span, "denoising", steps = steps.len(), batch = reqs.len()))
+            .map(|r| {
+                let span = step_span(ShapeStep::Denoising, &r.span);
+                span.record("steps", steps.len());
+                span.record("batch", reqs.len());
+                span
+            })
             .collect();
         let out = denoise(&self.model.dit, cond, noise, &steps, guidance, |_, _| true)
             .map_err(|_| engine_error("sampling stopped"))?;
@@ -175,8 +184,8 @@ where
     B::Device: Send + Sync,
     ShapeModel<B>: Send + Sync,
 {
-    fn name(&self) -> &'static str {
-        ENGINE
+    fn engine(&self) -> Engine {
+        Engine::Hunyuan3d
     }
 
     fn generate(&self, batch: &[ShapeRequest<'_>]) -> Vec<Result<GeneratedShape, ShapeError>> {
@@ -228,7 +237,11 @@ impl<B: Backend> Hunyuan3dEngine<B> {
         let cond = {
             let spans: Vec<_> = valid
                 .iter()
-                .map(|&i| tracing::info_span!(parent: &batch[i].span, "conditioning", batch = valid.len()))
+                .map(|&i| {
+                    let span = step_span(ShapeStep::Conditioning, &batch[i].span);
+                    span.record("batch", valid.len());
+                    span
+                })
                 .collect();
             let mut pixels = Vec::with_capacity(valid.len() * 3 * size * size);
             for &i in valid {
@@ -247,7 +260,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
         for (pos, &i) in valid.iter().enumerate() {
             let o = batch[i].options;
             groups
-                .entry((o.steps, o.guidance_scale.to_bits()))
+                .entry((self.steps_for(o.steps), o.guidance_scale.to_bits()))
                 .or_default()
                 .push(pos);
         }
@@ -282,8 +295,10 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 let spans: Vec<_> = members
                     .iter()
                     .map(|&p| {
-                        tracing::info_span!(parent: &batch[valid[p]].span, "volume_decoding",
-                            resolution = res, batch = members.len())
+                        let span = step_span(ShapeStep::VolumeDecoding, &batch[valid[p]].span);
+                        span.record("resolution", res);
+                        span.record("batch", members.len());
+                        span
                     })
                     .collect();
                 let kv_latents = self.model.vae.decode(Tensor::cat(group, 0));
@@ -304,7 +319,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
             };
             for (&p, volume) in members.iter().zip(volumes) {
                 let req = &batch[valid[p]];
-                let _span = tracing::info_span!(parent: &req.span, "surface_extraction").entered();
+                let _span = step_span(ShapeStep::SurfaceExtraction, &req.span).entered();
                 let mut volume = volume;
                 if self.settings.close_at_box {
                     close_at_box(&mut volume);
@@ -370,47 +385,29 @@ fn panic_error(panic: &(dyn std::any::Any + Send)) -> ShapeError {
     }
 }
 
-/// Parses a compute dtype name (`f32`, `f16`, `bf16`).
-pub fn parse_dtype(name: &str) -> Result<DType, ModelError> {
-    match name {
-        "f32" => Ok(DType::F32),
-        "f16" => Ok(DType::F16),
-        "bf16" => Ok(DType::BF16),
-        other => Err(ModelError::Input(format!(
-            "unknown dtype `{other}` (f32, f16, bf16)"
-        ))),
-    }
-}
-
-/// Loads the engine for a device name (`cpu`, `cuda`, `cuda:N`): the CPU backend computes in
-/// fp32; CUDA (a build with the `cuda` feature) in the requested dtype.
+/// Loads the engine on a device: the CPU backend computes in fp32; CUDA (a build with the
+/// `cuda` feature) in the requested dtype.
 pub fn load_engine(
     dir: &Path,
-    device: &str,
+    device: Device,
     settings: Hunyuan3dSettings,
 ) -> Result<Box<dyn ShapeEngine>, ModelError> {
-    if device == "cpu" {
-        if settings.dtype != DType::F32 {
-            return Err(ModelError::Input(
-                "the CPU backend computes in f32; half precision needs a CUDA device".into(),
-            ));
+    match device {
+        Device::Cpu => {
+            if settings.dtype != DType::F32 {
+                return Err(ModelError::Input(
+                    "the CPU backend computes in f32; half precision needs a CUDA device".into(),
+                ));
+            }
+            let engine = Hunyuan3dEngine::<crate::tensor::CpuBackend>::load(
+                dir,
+                settings,
+                &Default::default(),
+            )?;
+            Ok(Box::new(engine))
         }
-        let engine =
-            Hunyuan3dEngine::<crate::tensor::CpuBackend>::load(dir, settings, &Default::default())?;
-        return Ok(Box::new(engine));
+        Device::Cuda(index) => load_cuda(dir, index as usize, settings),
     }
-    let index = match device {
-        "cuda" => Some(0),
-        d => d
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok()),
-    };
-    let Some(index) = index else {
-        return Err(ModelError::Input(format!(
-            "unknown device `{device}` (cpu, cuda, cuda:N)"
-        )));
-    };
-    load_cuda(dir, index, settings)
 }
 
 #[cfg(feature = "cuda")]
@@ -441,13 +438,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_from_configuration_names() {
-        let s = Hunyuan3dSettings::from_names("bf16", "dense").unwrap();
+    fn settings_from_vocabulary_values() {
+        let s = Hunyuan3dSettings::new(Dtype::Bf16, VolumeDecoding::Dense);
         assert_eq!((s.dtype, s.decoding), (DType::BF16, VolumeDecoding::Dense));
         assert!(s.close_at_box);
-        assert!(Hunyuan3dSettings::from_names("f64", "dense").is_err());
-        let err = Hunyuan3dSettings::from_names("f32", "flashvdm").unwrap_err();
-        assert!(err.to_string().contains("hierarchical, dense"), "{err}");
+        assert_eq!(burn_dtype(Dtype::F16), DType::F16);
     }
 
     #[test]

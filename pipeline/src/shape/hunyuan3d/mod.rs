@@ -1,6 +1,6 @@
 //! Tencent's Hunyuan3D-2 shape model on burn: the DINOv2 conditioner, the Flux-style DiT and its
 //! samplers, loaded from the released checkpoint folders (`config.yaml` +
-//! `model.fp16.safetensors`). Architecture notes: `../shared/reference/hunyuan3d-2.md`.
+//! `model.fp16.safetensors`). Architecture notes: `docs/hunyuan3d.md`.
 //!
 //! Memory for the full v2-0 checkpoint: weights 2.46 B parameters (DiT 1.11 B, DINOv2-giant
 //! 1.14 B, VAE decoder 0.21 B), 4.9 GB in fp16/bf16 and 9.9 GB in fp32. Activation peak of one
@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Element, Tensor, TensorData, backend::Backend};
 
+pub use config::CheckpointKind;
 pub use config::{DinoConfig, DitConfig, ModelConfig, Preset, SchedulerConfig};
 pub use dino::Dinov2;
 pub use dit::{DIT_REMAP, Hunyuan3dDit};
-pub use engine::{Hunyuan3dEngine, Hunyuan3dSettings, VolumeDecoding, load_engine, parse_dtype};
+pub use engine::{Hunyuan3dEngine, Hunyuan3dSettings, burn_dtype, load_engine};
 pub use sampler::{Guidance, Step, Stopped, denoise, plan, seeded_noise, sigmas};
 pub use vae::{DecoderKv, GeometryDecoder, ShapeVae, VaeConfig};
 pub use volume::{VolumeOptions, decode_dense, decode_hierarchical};

@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn turbo_sigmas_match_the_reference_notes() {
-        // ../shared/reference/hunyuan3d-2.md §1.5 (derived values).
+        // docs/hunyuan3d.md, sampling (derived values).
         let five = sigmas(TURBO, 5);
         for (g, w) in five
             .iter()

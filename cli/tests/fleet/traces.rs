@@ -1,12 +1,10 @@
 //! One trace from the HTTP request to the worker's stage spans, across the RabbitMQ hop,
-//! captured with OpenTelemetry's in-memory exporter. The only test in this binary: it installs
-//! the process-wide subscriber.
-
-mod common;
+//! captured with OpenTelemetry's in-memory exporter. The only test of this binary that installs
+//! a process-wide subscriber (other tests' spans reach it too; it looks at its own trace only).
 
 use std::time::Duration;
 
-use common::fleet::{TestEnv, id_of, sample};
+use crate::env::{TestEnv, id_of, sample, services_shared};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -19,6 +17,7 @@ fn attr(span: &SpanData, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_trace_from_request_to_stages() {
+    let _services = services_shared().await;
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())

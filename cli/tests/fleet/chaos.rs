@@ -1,18 +1,13 @@
 //! Dependencies going away mid-run: RabbitMQ stopped and restarted, PostgreSQL restarted.
 //! No accepted job may be lost and every component must heal by itself.
 //!
-//! These tests stop shared services, so they run one at a time (a lock) in their own test
-//! binary (cargo runs test binaries one after another). A guard restarts the service even when
-//! an assertion fails.
-
-mod common;
+//! These tests stop shared services, so each holds the services exclusively: no other test of
+//! this binary runs meanwhile. A guard restarts the service even when an assertion fails.
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::fleet::{TestEnv, id_of, sample};
-
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::env::{TestEnv, id_of, sample, services_exclusive};
 
 fn run(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd)
@@ -43,7 +38,7 @@ impl Drop for RabbitGuard {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rabbitmq_restart_loses_no_job() {
-    let _serial = SERIAL.lock().await;
+    let _services = services_exclusive().await;
     let env = TestEnv::new("chaos_amqp").await;
     let api = env.start_api().await;
     let worker = env.start_worker().await;
@@ -90,7 +85,7 @@ async fn rabbitmq_restart_loses_no_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgresql_restart_loses_no_job() {
-    let _serial = SERIAL.lock().await;
+    let _services = services_exclusive().await;
     let env = TestEnv::new("chaos_pg").await;
     let api = env.start_api().await;
     let worker = env.start_worker().await;

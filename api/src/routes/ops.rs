@@ -1,4 +1,4 @@
-//! Operator endpoints: liveness, readiness, live workers, the OpenAPI document.
+//! Operator endpoints: liveness, readiness, live workers and Prometheus metrics.
 
 use std::time::Duration;
 
@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use orfeas_shared::{heartbeat, storage};
-use utoipa::OpenApi;
+use orfeas_shared::storage;
+use orfeas_vocab::JobStatus;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -71,38 +71,39 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     tag = "ops"
 )]
 pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
-    let Some(mut conn) = state.redis.clone() else {
-        return Err(ApiError::unavailable("Redis is not connected"));
-    };
-    let workers = heartbeat::list(&mut conn, &state.config.redis.key_prefix)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("redis: {e}")))?;
-    Ok(Json(WorkerList { workers }))
+    Ok(Json(WorkerList {
+        workers: state.live_workers().await?,
+    }))
 }
 
-/// Prometheus metrics of this API process; gauges about the fleet are read at scrape time.
+/// Prometheus metrics of this API process; gauges about the fleet (jobs by status, RabbitMQ
+/// queue depths, live workers) are read at scrape time.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let m = &state.metrics;
-    if let Ok(Ok(counts)) = tokio::time::timeout(CHECK_TIMEOUT, state.db.jobs_by_status()).await {
-        for status in ["queued", "running", "succeeded", "failed", "canceled"] {
+    let (counts, depths, workers) = tokio::join!(
+        tokio::time::timeout(CHECK_TIMEOUT, state.db.jobs_by_status()),
+        tokio::time::timeout(CHECK_TIMEOUT, state.publisher.depths()),
+        tokio::time::timeout(CHECK_TIMEOUT, state.live_workers()),
+    );
+    if let Ok(Ok(counts)) = counts {
+        for status in JobStatus::ALL {
             let n = counts
                 .iter()
-                .find(|(s, _)| s.as_str() == status)
-                .map(|(_, n)| *n)
-                .unwrap_or(0);
-            m.jobs_by_status.with_label_values(&[status]).set(n);
-            if status == "queued" {
-                m.queue_depth.set(n);
-            }
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            m.jobs_by_status
+                .with_label_values(&[status.as_str()])
+                .set(n);
         }
     }
-    if let Some(mut conn) = state.redis.clone()
-        && let Ok(Ok(workers)) = tokio::time::timeout(
-            CHECK_TIMEOUT,
-            heartbeat::list(&mut conn, &state.config.redis.key_prefix),
-        )
-        .await
-    {
+    if let Ok(Ok(depths)) = depths {
+        for (queue, n) in depths {
+            m.queue_depth
+                .with_label_values(&[queue.as_str()])
+                .set(i64::from(n));
+        }
+    }
+    if let Ok(Ok(workers)) = workers {
         m.workers_live.set(workers.len() as i64);
     }
     (
@@ -112,21 +113,4 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         orfeas_shared::metrics::render(&m.registry),
     )
-}
-
-#[derive(Debug, OpenApi)]
-#[openapi(
-    info(title = "ORFEAS job API", description = "Image-to-3D jobs: submit, follow, download, cancel."),
-    paths(
-        crate::jobs::submit, crate::jobs::get_job, crate::jobs::list_jobs,
-        crate::jobs::get_output, crate::jobs::cancel, healthz, readyz, workers,
-        crate::performance::summary, crate::performance::recommendations, crate::performance::gpu_status
-    ),
-    tags((name = "jobs"), (name = "ops"), (name = "performance"))
-)]
-pub struct ApiDoc;
-
-/// The OpenAPI document, generated from the handlers' annotations.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
 }

@@ -1,18 +1,16 @@
-//! The fleet end to end on the real services: API → RabbitMQ → worker → object store +
-//! PostgreSQL. Each test has its own database, queues, Redis prefix and bucket.
-
-mod common;
+//! A job's life through the fleet: submit, run, download every format, list, cancel, repeat
+//! idempotently, and the API's answers to bad requests and a full queue.
 
 use std::time::Duration;
 
-use common::fleet::{TestEnv, id_of, sample};
-use common::validate;
-use orfeas_shared::queue::ERROR_CODE_HEADER;
+use crate::env::{TestEnv, id_of, sample, services_shared};
+use crate::validate::validate;
 
 const T: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn submit_run_and_download_every_format() {
+    let _services = services_shared().await;
     let env = TestEnv::new("e2e_formats").await;
     let api = env.start_api().await;
     let worker = env.start_worker().await;
@@ -20,12 +18,18 @@ async fn submit_run_and_download_every_format() {
     let (status, job) = api
         .submit(
             &sample("star.png"),
-            Some(r#"{"formats": ["glb", "obj", "stl", "ply"], "octree_resolution": 128}"#),
+            Some(
+                r#"{"formats": ["glb", "obj", "stl", "ply"], "octree_resolution": 128, "cutout": true}"#,
+            ),
             None,
         )
         .await;
     assert_eq!(status, 202, "{job}");
     assert_eq!(job["status"], "queued");
+    assert!(
+        job["options"]["steps"].is_null(),
+        "the engine's default: {job}"
+    );
     let id = id_of(&job);
     let done = api.wait_terminal(&id, T).await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -53,6 +57,13 @@ async fn submit_run_and_download_every_format() {
         .join(&env.name);
     std::fs::create_dir_all(&dir).expect("dir");
     let mut files = Vec::new();
+    let artifacts: Vec<&str> = done["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .filter_map(|o| o["artifact"].as_str())
+        .collect();
+    assert_eq!(artifacts, ["glb", "obj", "stl", "ply", "cutout"]);
     for out in done["outputs"].as_array().expect("outputs") {
         let resp = api
             .client
@@ -68,6 +79,16 @@ async fn submit_run_and_download_every_format() {
         assert_eq!(ct, out["content_type"].as_str().expect("ct"));
         let bytes = resp.bytes().await.expect("body");
         assert!(bytes.len() > 1000);
+        if out["artifact"] == "cutout" {
+            // The preprocessed 512² image with the object mask as alpha.
+            assert_eq!(ct, "image/png");
+            let png = image::load_from_memory(&bytes).expect("a PNG").to_rgba8();
+            assert_eq!(png.dimensions(), (512, 512));
+            let opaque = png.pixels().filter(|p| p.0[3] == 255).count();
+            let clear = png.pixels().filter(|p| p.0[3] == 0).count();
+            assert!(opaque > 10_000 && clear > 10_000, "{opaque} {clear}");
+            continue;
+        }
         let f = dir.join(format!("mesh.{}", out["format"].as_str().expect("format")));
         std::fs::write(&f, &bytes).expect("write");
         files.push(f);
@@ -109,7 +130,14 @@ async fn submit_run_and_download_every_format() {
         value(&api_metrics, "orfeas_jobs{status=\"succeeded\"}"),
         1.0
     );
-    assert_eq!(value(&api_metrics, "orfeas_queue_depth"), 0.0);
+    // The queue depth is RabbitMQ's: the job was consumed, nothing is ready.
+    assert_eq!(
+        value(
+            &api_metrics,
+            &format!("orfeas_queue_depth{{queue=\"{}\"}}", env.config.amqp.queue)
+        ),
+        0.0
+    );
     assert_eq!(value(&api_metrics, "orfeas_workers_live"), 1.0);
     assert!(
         value(
@@ -170,6 +198,7 @@ async fn submit_run_and_download_every_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn list_paginates_and_filters() {
+    let _services = services_shared().await;
     let env = TestEnv::new("e2e_list").await;
     let api = env.start_api().await;
     let image = sample("vase.png");
@@ -214,6 +243,7 @@ async fn list_paginates_and_filters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_queued_and_running_jobs() {
+    let _services = services_shared().await;
     let env = TestEnv::new("e2e_cancel").await;
     let api = env.start_api().await;
     // Queued: canceled before any worker exists; it must never run.
@@ -272,6 +302,7 @@ async fn cancel_queued_and_running_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotent_resubmission() {
+    let _services = services_shared().await;
     let env = TestEnv::new("e2e_idem").await;
     let api = env.start_api().await;
     let image = sample("star.png");
@@ -290,48 +321,6 @@ async fn idempotent_resubmission() {
     assert_eq!(c["error"]["code"], "idempotency_key_reused");
     let (_, all) = api.get("/api/jobs").await;
     assert_eq!(all["jobs"].as_array().map(Vec::len), Some(1));
-    api.stop().await;
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn poison_input_fails_and_is_dead_lettered() {
-    let env = TestEnv::new("e2e_poison").await;
-    let api = env.start_api().await;
-    let worker = env.start_worker().await;
-    let good = sample("star.png");
-    // A PNG signature (so the API accepts it) with the rest cut off.
-    let (status, job) = api.submit(&good[..good.len() / 3], None, None).await;
-    assert_eq!(status, 202);
-    let id = id_of(&job);
-    let end = api.wait_terminal(&id, T).await;
-    assert_eq!(end["status"], "failed");
-    assert_eq!(end["error"]["code"], "truncated_image", "{end}");
-    assert!(
-        end["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("image_loading")
-    );
-    let dlq = env.wait_queue(".dlq", 1, Duration::from_secs(10)).await;
-    assert_eq!(dlq.len(), 1);
-    let headers = dlq[0]
-        .delivery
-        .properties
-        .headers()
-        .clone()
-        .expect("headers");
-    let code = headers
-        .inner()
-        .iter()
-        .find(|(k, _)| k.as_str() == ERROR_CODE_HEADER)
-        .and_then(|(_, v)| match v {
-            lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
-            _ => None,
-        })
-        .unwrap_or_default();
-    assert_eq!(code, "truncated_image");
-    worker.stop().await;
     api.stop().await;
     env.cleanup().await;
 }
@@ -402,6 +391,7 @@ async fn raw_upload(base: &str, chunked: bool, total: usize) -> (u16, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_requests_get_their_statuses() {
+    let _services = services_shared().await;
     let env = TestEnv::with("e2e_bad", &[("ORFEAS__API__MAX_UPLOAD_BYTES", "100000")]).await;
     let api = env.start_api().await;
     let png = sample("star.png");
@@ -488,293 +478,8 @@ async fn bad_requests_get_their_statuses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_mid_job_completes_exactly_once() {
-    let env = TestEnv::new("e2e_sigkill").await;
-    let api = env.start_api().await;
-    let mut first = env.spawn_worker_process("victim");
-    let (_, job) = api
-        .submit(
-            &sample("apple.jpg"),
-            Some(r#"{"octree_resolution": 512, "face_count": 20000, "formats": ["glb", "ply"]}"#),
-            None,
-        )
-        .await;
-    let id = id_of(&job);
-    api.wait_for(&id, T, |j| j["status"] == "running").await;
-    first.kill().expect("SIGKILL");
-    let _ = first.wait();
-    let mut second = env.spawn_worker_process("survivor");
-    let end = api.wait_terminal(&id, Duration::from_secs(90)).await;
-    assert_eq!(end["status"], "succeeded", "{end}");
-    assert_eq!(end["attempt"], 2, "the second attempt finished it");
-    let rows = env
-        .db()
-        .stage_records(id.parse().expect("id"))
-        .await
-        .expect("rows");
-    assert_eq!(
-        rows.len(),
-        5,
-        "one row per stage, none from the killed attempt: {rows:?}"
-    );
-    assert!(
-        rows.iter()
-            .all(|r| r.attempt == 2 && r.worker_id == "survivor")
-    );
-    for format in ["glb", "ply"] {
-        let resp = api
-            .client
-            .get(api.url(&format!("/api/jobs/{id}/outputs/{format}")))
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(resp.status(), 200);
-    }
-    // SIGTERM drains and exits 0.
-    let (_, job2) = api
-        .submit(
-            &sample("star.png"),
-            Some(r#"{"octree_resolution": 512}"#),
-            None,
-        )
-        .await;
-    let id2 = id_of(&job2);
-    api.wait_for(&id2, T, |j| j["status"] == "running").await;
-    let pid = second.id().to_string();
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(term.success());
-    let exit = second.wait().expect("wait");
-    assert!(exit.success(), "worker exit status {exit:?}");
-    let (_, after) = api.get(&format!("/api/jobs/{id2}")).await;
-    assert_eq!(
-        after["status"], "succeeded",
-        "in-flight job finished before exit: {after}"
-    );
-    api.stop().await;
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn transient_failures_retry_then_dead_letter() {
-    let env = TestEnv::with("e2e_transient", &[("ORFEAS__WORKER__MAX_ATTEMPTS", "3")]).await;
-    if !env
-        .vars
-        .iter()
-        .any(|(k, v)| k == "ORFEAS__STORAGE__KIND" && v == "s3")
-    {
-        eprintln!("skipped: needs the S3 test server (run scripts/test.sh)");
-        env.cleanup().await;
-        return;
-    }
-    let api = env.start_api().await;
-    // The worker's object store is unreachable: every attempt fails transiently.
-    let mut broken = env.config.clone();
-    if let orfeas_shared::config::StorageConfig::S3 { endpoint, .. } = &mut broken.storage {
-        *endpoint = "http://127.0.0.1:1".into();
-    }
-    let worker = orfeas_worker::Worker::new(broken).await.expect("worker");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(worker.run(async move {
-        let _ = rx.await;
-    }));
-
-    let (status, job) = api.submit(&sample("star.png"), None, None).await;
-    assert_eq!(status, 202);
-    let id = id_of(&job);
-    let end = api.wait_terminal(&id, Duration::from_secs(90)).await;
-    assert_eq!(end["status"], "failed", "{end}");
-    assert_eq!(end["error"]["code"], "retries_exhausted");
-    assert_eq!(end["attempt"], 3, "one attempt per allowed try: {end}");
-    assert!(
-        end["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("storage_unavailable"),
-        "{end}"
-    );
-    let dlq = env.wait_queue(".dlq", 1, Duration::from_secs(10)).await;
-    assert_eq!(dlq.len(), 1, "dead-lettered once");
-    assert!(env.drain_queue(".retry").await.is_empty());
-    let _ = tx.send(());
-    let _ = task.await;
-    api.stop().await;
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_optimizer_batches_compatible_jobs_and_learns_their_memory() {
-    let env = TestEnv::with(
-        "e2e_batching",
-        &[
-            ("ORFEAS__WORKER__BATCH_SIZE", "4"),
-            ("ORFEAS__WORKER__BATCH_WAIT_MS", "300"),
-        ],
-    )
-    .await;
-    let api = env.start_api().await;
-    let image = sample("star.png");
-    let mut jobs = Vec::new();
-    for (res, n) in [(96, 6), (192, 3)] {
-        for _ in 0..n {
-            let (status, job) = api
-                .submit(
-                    &image,
-                    Some(&format!(r#"{{"octree_resolution": {res}}}"#)),
-                    None,
-                )
-                .await;
-            assert_eq!(status, 202);
-            jobs.push((id_of(&job), res));
-        }
-    }
-    let worker = env.start_worker().await;
-    let db = env.db();
-    let mut batch_sizes = Vec::new();
-    for (id, res) in &jobs {
-        let end = api.wait_terminal(id, T).await;
-        assert_eq!(end["status"], "succeeded", "{end}");
-        let rows = db
-            .stage_records(id.parse().expect("id"))
-            .await
-            .expect("rows");
-        let shape = rows
-            .iter()
-            .find(|r| r.stage == orfeas_shared::Stage::ShapeGeneration)
-            .expect("shape row");
-        batch_sizes.push((*res, shape.batch_size));
-        assert!(
-            rows.iter().all(|r| r.peak_memory_bytes.is_some()),
-            "peak memory recorded: {rows:?}"
-        );
-    }
-    // Jobs waiting together ran together, never beyond the cap, never across resolutions.
-    assert!(batch_sizes.iter().any(|(_, b)| *b > 1), "{batch_sizes:?}");
-    assert!(
-        batch_sizes
-            .iter()
-            .all(|(res, b)| *b <= 4 && (*res != 192 || *b <= 3)),
-        "{batch_sizes:?}"
-    );
-    // The memory model learned figures and persisted them.
-    let learned = db.memory_model("cpu").await.expect("model");
-    let buckets: Vec<i32> = learned.iter().map(|f| f.resolution_bucket).collect();
-    assert!(
-        buckets.contains(&128) && buckets.contains(&192),
-        "{learned:?}"
-    );
-    assert!(
-        learned
-            .iter()
-            .all(|f| f.engine == "inflate" && f.bytes_per_job > 0 && f.samples >= 1)
-    );
-    worker.stop().await;
-    api.stop().await;
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_job_too_large_for_the_device_fails_or_is_routed() {
-    // A worker limited to 100 MB: a resolution-256 inflate job is estimated at 161 MiB, so not
-    // even one fits.
-    let env = TestEnv::with(
-        "e2e_nofit",
-        &[("ORFEAS__WORKER__MEMORY_LIMIT_BYTES", "100000000")],
-    )
-    .await;
-    let api = env.start_api().await;
-    let worker = env.start_worker().await;
-    let (_, job) = api.submit(&sample("star.png"), None, None).await;
-    let end = api.wait_terminal(&id_of(&job), T).await;
-    assert_eq!(end["status"], "failed");
-    assert_eq!(end["error"]["code"], "insufficient_memory", "{end}");
-    assert!(
-        end["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("0 fit"),
-        "the reasoning: {end}"
-    );
-    worker.stop().await;
-
-    // With a queue for larger devices configured, the job goes there and stays queued.
-    let overflow = format!("{}.large", env.config.amqp.queue);
-    let mut cfg = env.config.clone();
-    cfg.worker.overflow_queue = overflow.clone();
-    let routed_worker = orfeas_worker::Worker::new(cfg).await.expect("worker");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(routed_worker.run(async move {
-        let _ = rx.await;
-    }));
-    let (_, job) = api.submit(&sample("star.png"), None, None).await;
-    let id = id_of(&job);
-    let routed = env.wait_queue(".large", 1, Duration::from_secs(10)).await;
-    assert_eq!(routed.len(), 1, "routed to {overflow}");
-    let msg: serde_json::Value = serde_json::from_slice(&routed[0].delivery.data).expect("json");
-    assert_eq!(msg["job_id"], id);
-    let (_, still) = api.get(&format!("/api/jobs/{id}")).await;
-    assert_eq!(still["status"], "queued");
-    let _ = tx.send(());
-    let _ = task.await;
-    if let Ok(conn) = orfeas_shared::queue::connect(&env.config.amqp.url).await
-        && let Ok(ch) = conn.create_channel().await
-    {
-        let _ = ch
-            .queue_delete(
-                overflow.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
-    }
-    api.stop().await;
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_gpu_worker_without_a_driver_refuses_to_start() {
-    if std::path::Path::new("/proc/driver/nvidia").exists() {
-        eprintln!("skipped: this machine has an NVIDIA driver");
-        return;
-    }
-    let env = TestEnv::with("e2e_nogpu", &[("ORFEAS__WORKER__DEVICE", "cuda:0")]).await;
-    let err = orfeas_worker::Worker::new(env.config.clone())
-        .await
-        .expect_err("no NVML here");
-    assert!(err.to_string().contains("NVML"), "{err}");
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hunyuan3d_worker_without_usable_weights_refuses_to_start() {
-    let env = TestEnv::with("e2e_noweights", &[("ORFEAS__WORKER__ENGINE", "hunyuan3d")]).await;
-    let err = orfeas_worker::Worker::new(env.config.clone())
-        .await
-        .expect_err("no weights configured");
-    assert!(err.to_string().contains("worker.weights"), "{err}");
-    // A truncated checkpoint: the start-up error names the file problem.
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("truncated-ckpt");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let src = common::repo().join("pipeline/tests/fixtures/hunyuan3d/tiny");
-    std::fs::copy(src.join("config.yaml"), dir.join("config.yaml")).expect("config");
-    let bytes = std::fs::read(src.join("model.fp16.safetensors")).expect("weights");
-    std::fs::write(
-        dir.join("model.fp16.safetensors"),
-        &bytes[..bytes.len() - 100],
-    )
-    .expect("write");
-    let mut config = env.config.clone();
-    config.worker.weights = dir.display().to_string();
-    let err = orfeas_worker::Worker::new(config)
-        .await
-        .expect_err("corrupt weights");
-    assert!(err.to_string().contains("safetensors"), "{err}");
-    env.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_answers_429_with_retry_after() {
+    let _services = services_shared().await;
     let env = TestEnv::with("e2e_full", &[("ORFEAS__API__MAX_QUEUED_JOBS", "2")]).await;
     let api = env.start_api().await;
     let image = sample("star.png");
@@ -802,73 +507,6 @@ async fn a_full_queue_answers_429_with_retry_after() {
         Some(2),
         "nothing stored for the refused one"
     );
-    api.stop().await;
-    env.cleanup().await;
-}
-
-/// The `hunyuan3d` engine end to end on the tiny checkpoint: the API routes its jobs to their
-/// own queue, a worker configured with the weights runs them, and an inflate-only deployment
-/// refuses them with 422.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hunyuan3d_jobs_run_on_workers_with_its_weights() {
-    let weights = common::repo().join("pipeline/tests/fixtures/hunyuan3d/tiny");
-    let weights = weights.display().to_string();
-    let env = TestEnv::with(
-        "e2e_hunyuan3d",
-        &[
-            ("ORFEAS__API__ENGINES", r#"["inflate", "hunyuan3d"]"#),
-            ("ORFEAS__WORKER__ENGINE", "hunyuan3d"),
-            ("ORFEAS__WORKER__WEIGHTS", &weights),
-        ],
-    )
-    .await;
-    let api = env.start_api().await;
-    let worker = env.start_worker().await;
-    let options = r#"{"engine": "hunyuan3d", "steps": 4, "octree_resolution": 64, "formats": ["glb", "stl"]}"#;
-    let (status, a) = api.submit(&sample("star.png"), Some(options), None).await;
-    assert_eq!(status, 202, "{a}");
-    let (status, b) = api.submit(&sample("vase.png"), Some(options), None).await;
-    assert_eq!(status, 202, "{b}");
-    let mut files = Vec::new();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("fleet-downloads")
-        .join(&env.name);
-    std::fs::create_dir_all(&dir).expect("dir");
-    for id in [id_of(&a), id_of(&b)] {
-        let done = api.wait_terminal(&id, T).await;
-        assert_eq!(done["status"], "succeeded", "{done}");
-        assert_eq!(done["options"]["engine"], "hunyuan3d", "{done}");
-        for out in done["outputs"].as_array().expect("outputs") {
-            let bytes = api
-                .client
-                .get(api.url(out["url"].as_str().expect("url")))
-                .send()
-                .await
-                .expect("download")
-                .bytes()
-                .await
-                .expect("body");
-            let f = dir.join(format!("{id}.{}", out["format"].as_str().expect("format")));
-            std::fs::write(&f, &bytes).expect("write");
-            files.push(f);
-        }
-    }
-    validate(&files);
-    // An inflate job on this deployment waits in the inflate queue (no inflate worker runs here).
-    let (status, c) = api.submit(&sample("star.png"), None, None).await;
-    assert_eq!(status, 202, "{c}");
-    let queued = env.wait_queue("", 1, Duration::from_secs(10)).await;
-    assert_eq!(queued.len(), 1, "the inflate job is in the inflate queue");
-    worker.stop().await;
-    api.stop().await;
-    env.cleanup().await;
-
-    // A deployment without hunyuan3d refuses such jobs up front.
-    let env = TestEnv::new("hunyuan3d_disabled").await;
-    let api = env.start_api().await;
-    let (status, body) = api.submit(&sample("star.png"), Some(options), None).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(body.to_string().contains("not enabled"), "{body}");
     api.stop().await;
     env.cleanup().await;
 }

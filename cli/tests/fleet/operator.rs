@@ -1,13 +1,12 @@
 //! The operator endpoints over a crafted ledger in the real PostgreSQL, and the GPU status from
 //! a live worker's heartbeats in the real Redis.
 
-mod common;
-
 use std::time::Duration;
 
 use chrono::Utc;
-use common::fleet::TestEnv;
-use orfeas_shared::domain::{JobId, JobOptionsInput};
+use orfeas_vocab::{JobId, JobOptionsInput};
+
+use crate::env::{TestEnv, services_shared};
 
 /// Inserts a finished job: `stages` seconds per stage (in order), waiting `wait` s in the queue.
 async fn craft(
@@ -67,6 +66,7 @@ async fn craft(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn summary_recommendations_and_gpu_status() {
+    let _services = services_shared().await;
     let env = TestEnv::new("operator").await;
     let db = env.db();
     // Ten pipelines of 10 s (shape_generation 6 s = 60 %) that each waited 80 s, at resolution

@@ -1,0 +1,5 @@
+//! The HTTP routes, thin over the state's services.
+
+pub mod jobs;
+pub mod ops;
+pub mod performance;

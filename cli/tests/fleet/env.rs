@@ -1,0 +1,401 @@
+//! An isolated fleet on the real services for each test: its own database, queues, Redis key
+//! prefix and S3 bucket, the real API and worker start-up code, and helpers to drive them.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use orfeas_shared::Config;
+use orfeas_shared::db::Db;
+use serde_json::Value;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, oneshot};
+
+use crate::validate::repo;
+
+/// The shared services (PostgreSQL, RabbitMQ, Redis) as the tests of this binary use them:
+/// most tests share them (each isolated in its own database, queues and prefix); the chaos tests
+/// stop and restart them, so they run alone.
+static SERVICES: RwLock<()> = RwLock::const_new(());
+
+/// Held by an ordinary test for its whole run: no chaos test stops a service meanwhile.
+pub async fn services_shared() -> RwLockReadGuard<'static, ()> {
+    SERVICES.read().await
+}
+
+/// Held by a chaos test: no other test of this binary runs while it stops services.
+pub async fn services_exclusive() -> RwLockWriteGuard<'static, ()> {
+    SERVICES.write().await
+}
+
+/// An isolated fleet: its own database, queues, Redis key prefix and bucket.
+pub struct TestEnv {
+    pub name: String,
+    pub vars: Vec<(String, String)>,
+    pub config: Config,
+    bucket_dir: Option<PathBuf>,
+}
+
+fn required() -> bool {
+    std::env::var("ORFEAS_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+impl TestEnv {
+    pub async fn new(test: &str) -> TestEnv {
+        Self::with(test, &[]).await
+    }
+
+    /// `extra`: more `ORFEAS__…` settings for this test.
+    pub async fn with(test: &str, extra: &[(&str, &str)]) -> TestEnv {
+        let name = format!(
+            "{}-{}-{}",
+            test.replace('_', "-"),
+            std::process::id(),
+            fastrand_suffix()
+        )
+        .to_ascii_lowercase();
+        let db_name = format!("orfeas_test_{}", name.replace('-', "_"));
+        let mut vars: Vec<(String, String)> = vec![
+            (
+                "ORFEAS__DATABASE__URL".into(),
+                format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
+            ),
+            ("ORFEAS__DATABASE__MAX_CONNECTIONS".into(), "5".into()),
+            ("ORFEAS__AMQP__QUEUE".into(), format!("orfeas.test.{name}")),
+            (
+                "ORFEAS__REDIS__KEY_PREFIX".into(),
+                format!("orfeas-test-{name}"),
+            ),
+            ("ORFEAS__WORKER__BATCH_WAIT_MS".into(), "20".into()),
+            ("ORFEAS__WORKER__HEARTBEAT_INTERVAL_MS".into(), "200".into()),
+            ("ORFEAS__WORKER__HEARTBEAT_TTL_MS".into(), "2000".into()),
+            ("ORFEAS__WORKER__RETRY_BASE_MS".into(), "100".into()),
+            ("ORFEAS__WORKER__RETRY_MAX_MS".into(), "1000".into()),
+            ("ORFEAS__API__OUTBOX_INTERVAL_MS".into(), "200".into()),
+        ];
+        let mut bucket_dir = None;
+        match std::env::var("ORFEAS_TEST_S3_ENDPOINT") {
+            Ok(endpoint) => {
+                let bucket: String = format!("t-{name}").chars().take(63).collect();
+                let root = std::env::var("ORFEAS_TEST_S3_ROOT")
+                    .expect("ORFEAS_TEST_S3_ROOT with the endpoint");
+                let dir = PathBuf::from(root).join(&bucket);
+                std::fs::create_dir_all(&dir).expect("bucket directory");
+                bucket_dir = Some(dir);
+                vars.extend([
+                    ("ORFEAS__STORAGE__KIND".into(), "s3".into()),
+                    ("ORFEAS__STORAGE__BUCKET".into(), bucket),
+                    ("ORFEAS__STORAGE__ENDPOINT".into(), endpoint),
+                    (
+                        "ORFEAS__STORAGE__ACCESS_KEY_ID".into(),
+                        std::env::var("ORFEAS_TEST_S3_ACCESS_KEY").unwrap_or_default(),
+                    ),
+                    (
+                        "ORFEAS__STORAGE__SECRET_ACCESS_KEY".into(),
+                        std::env::var("ORFEAS_TEST_S3_SECRET_KEY").unwrap_or_default(),
+                    ),
+                    ("ORFEAS__STORAGE__ALLOW_HTTP".into(), "true".into()),
+                ]);
+            }
+            Err(_) => {
+                assert!(
+                    !required(),
+                    "S3 required: ORFEAS_TEST_S3_ENDPOINT unset (run scripts/test.sh)"
+                );
+                eprintln!(
+                    "no S3 endpoint configured; using a local directory (run scripts/test.sh for S3)"
+                );
+                let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                    .join("fleet")
+                    .join(&name);
+                vars.extend([
+                    ("ORFEAS__STORAGE__KIND".into(), "local".into()),
+                    ("ORFEAS__STORAGE__PATH".into(), dir.display().to_string()),
+                ]);
+            }
+        }
+        for (k, v) in extra {
+            vars.retain(|(key, _)| key != k);
+            vars.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let config = Config::load(None, vars.clone()).expect("test configuration");
+        Db::migrate(&config.database.url)
+            .await
+            .expect("migrate the test database");
+        TestEnv {
+            name,
+            vars,
+            config,
+            bucket_dir,
+        }
+    }
+
+    pub fn db(&self) -> Db {
+        Db::connect_lazy(&self.config.database.url, 2).expect("db")
+    }
+
+    pub async fn start_api(&self) -> Api {
+        let state = orfeas_api::build_state(self.config.clone())
+            .await
+            .expect("api state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            orfeas_api::serve(state, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("api serves");
+        });
+        Api {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// The real worker startup code, in this process.
+    pub async fn start_worker(&self) -> InProcessWorker {
+        let worker = orfeas_worker::Worker::new(self.config.clone())
+            .await
+            .expect("worker starts");
+        let metrics = worker
+            .serve_metrics(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("worker metrics");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run(async move {
+            let _ = rx.await;
+        }));
+        InProcessWorker {
+            stop: Some(tx),
+            task: Some(task),
+            metrics_url: format!("http://{metrics}/metrics"),
+        }
+    }
+
+    /// The real `orfeas worker` binary, configured through the environment.
+    pub fn spawn_worker_process(&self, id: &str) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_orfeas"))
+            .arg("worker")
+            .envs(self.vars.iter().cloned())
+            .env("ORFEAS__WORKER__ID", id)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn orfeas worker")
+    }
+
+    /// Messages in one of this test's queues (`""`, `.retry`, `.dlq`, …), fetched and acked.
+    pub async fn drain_queue(&self, suffix: &str) -> Vec<lapin::message::BasicGetMessage> {
+        let conn = orfeas_shared::queue::connect(&self.config.amqp.url)
+            .await
+            .expect("amqp");
+        let ch = conn.create_channel().await.expect("channel");
+        let name = format!("{}{suffix}", self.config.amqp.queue);
+        let mut out = Vec::new();
+        // A queue that does not exist (yet) holds nothing.
+        while let Ok(Some(m)) = ch
+            .basic_get(
+                name.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+        {
+            out.push(m);
+        }
+        let _ = conn.close(200, "done".into()).await;
+        out
+    }
+
+    /// Drains the queue until it has yielded at least `n` messages or `timeout` passed.
+    pub async fn wait_queue(
+        &self,
+        suffix: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<lapin::message::BasicGetMessage> {
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while got.len() < n && start.elapsed() < timeout {
+            got.extend(self.drain_queue(suffix).await);
+            if got.len() < n {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        got
+    }
+
+    pub async fn cleanup(self) {
+        if let Ok(conn) = orfeas_shared::queue::connect(&self.config.amqp.url).await
+            && let Ok(ch) = conn.create_channel().await
+        {
+            for suffix in [
+                "",
+                ".retry",
+                ".dlq",
+                ".hunyuan3d",
+                ".hunyuan3d.retry",
+                ".hunyuan3d.dlq",
+            ] {
+                let name = format!("{}{suffix}", self.config.amqp.queue);
+                let _ = ch
+                    .queue_delete(
+                        name.as_str().into(),
+                        lapin::options::QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            let _ = conn.close(200, "done".into()).await;
+        }
+        let db_name = self
+            .config
+            .database
+            .url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if let Ok(mut admin) = sqlx_admin().await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await;
+        }
+        if let Some(dir) = self.bucket_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn sqlx_admin() -> Result<sqlx::PgConnection, sqlx::Error> {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await
+}
+
+fn fastrand_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:x}", nanos ^ (std::process::id() << 8))
+}
+
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a job; returns the status and the JSON body.
+    pub async fn submit(
+        &self,
+        image: &[u8],
+        options: Option<&str>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let mut form = reqwest::multipart::Form::new().part(
+            "image",
+            reqwest::multipart::Part::bytes(image.to_vec()).file_name("input.png"),
+        );
+        if let Some(o) = options {
+            form = form.text("options", o.to_owned());
+        }
+        let mut req = self.client.post(self.url("/api/jobs")).multipart(form);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await.expect("submit");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).send().await.expect("get");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.post(self.url(path)).send().await.expect("post");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the job until `done(job)` holds; panics after `timeout`.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, job) = self.get(&format!("/api/jobs/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "job {id} did not get there in {timeout:?}: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_terminal(&self, id: &str, timeout: Duration) -> Value {
+        self.wait_for(id, timeout, |j| {
+            matches!(
+                j["status"].as_str(),
+                Some("succeeded" | "failed" | "canceled")
+            )
+        })
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+pub struct InProcessWorker {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub metrics_url: String,
+}
+
+impl InProcessWorker {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+    }
+}
+
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repo().join("samples").join(name)).expect("sample")
+}
+
+pub fn id_of(job: &Value) -> String {
+    job["id"].as_str().expect("job id").to_owned()
+}

@@ -1,0 +1,18 @@
+//! The fleet end to end on the real services: API → RabbitMQ → worker → object store +
+//! PostgreSQL, with Redis heartbeats. One test binary, a module per area; each test has its own
+//! database, queues, Redis prefix and bucket ([`env::TestEnv`]).
+
+// Tests say on stderr what they skip and why.
+#![allow(clippy::print_stderr)]
+
+#[path = "../support/validate.rs"]
+mod validate;
+
+mod batching;
+mod chaos;
+mod engines;
+mod env;
+mod failures;
+mod lifecycle;
+mod operator;
+mod traces;

@@ -1,0 +1,62 @@
+//! The outbox: queued jobs whose queue message the broker has not confirmed yet. The API marks
+//! confirmed publications; its relay republishes the rest (with the accepting request's trace
+//! context) once the broker is back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use orfeas_vocab::{JobId, JobMessage, JobSpec};
+use sqlx::Row;
+
+use super::{Db, DbError};
+
+/// A job waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub message: JobMessage,
+    pub trace_context: HashMap<String, String>,
+}
+
+impl Db {
+    /// Marks jobs' messages as confirmed by the queue (they leave the outbox).
+    pub async fn mark_enqueued(&self, ids: &[JobId]) -> Result<(), DbError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+        sqlx::query(
+            "UPDATE jobs SET enqueued_at = now() WHERE id = ANY($1) AND enqueued_at IS NULL",
+        )
+        .bind(&ids)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Queued jobs older than `older_than` whose message the queue has not confirmed, oldest
+    /// first, as messages with the trace context of the request that accepted them.
+    pub async fn outbox(
+        &self,
+        older_than: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, spec, trace_context FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
+             AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id = JobId(r.try_get("id")?);
+                let spec: serde_json::Value = r.try_get("spec")?;
+                let spec: JobSpec = serde_json::from_value(spec)
+                    .map_err(|e| DbError::Corrupt(format!("job {id}: spec: {e}")))?;
+                let trace: serde_json::Value = r.try_get("trace_context")?;
+                Ok(OutboxEntry {
+                    message: JobMessage::for_job(id, &spec),
+                    trace_context: serde_json::from_value(trace).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

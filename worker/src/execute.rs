@@ -1,0 +1,298 @@
+//! Job execution: start each job's attempt (guarded), fetch its input, run the batch through
+//! the pipeline off the async runtime, store every artifact, and commit success together with the
+//! attempt's ledger rows; then ack. Failures go to [`crate::disposition`]. The batch's measured
+//! peaks (or its out-of-memory splits) teach the memory model.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use object_store::ObjectStoreExt;
+use orfeas_pipeline::error::ShapeError;
+use orfeas_pipeline::{JobOptions, PipelineError, Stage};
+use orfeas_shared::db::{JobEnd, MemoryFigure, StageRecord, StartOutcome};
+use orfeas_shared::{storage, telemetry};
+use orfeas_vocab::{Artifact, ErrorCode, JobId, JobStatus};
+use tracing::Instrument;
+
+use crate::broker::{Broker, Incoming};
+use crate::executor::{self, Ran, Work};
+use crate::failure::Failure;
+use crate::optimizer::{Decision, JobShape};
+use crate::startup::Worker;
+
+/// A job whose attempt started, with its message and scheduling priority.
+struct Ready {
+    message: Incoming,
+    work: Work,
+    priority: u8,
+}
+
+impl Worker {
+    /// Takes a batch of messages to their terminal state and acks each. `plan`: the batch's
+    /// shape and the optimizer's decision (absent for a lone unreadable message).
+    pub(crate) async fn process_batch(
+        &self,
+        broker: &impl Broker,
+        messages: Vec<Incoming>,
+        plan: Option<(JobShape, Decision)>,
+    ) {
+        let mut ready = Vec::new();
+        for m in messages {
+            match self.prepare(&m).await {
+                Ok(Some((work, priority))) => ready.push(Ready {
+                    message: m,
+                    work,
+                    priority,
+                }),
+                Ok(None) => {
+                    if let Err(e) = broker.ack(&m).await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                }
+                Err((job, failure)) => self.dispose(broker, &m, job, failure).await,
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        // Higher priority first; the engine sees the batch in this order.
+        ready.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.work.job_id));
+        let n = ready.len();
+        for r in &mut ready {
+            // A root span per job that continues the submitting request's trace.
+            r.work.span = tracing::info_span!(
+                parent: None,
+                "job",
+                job.id = %r.work.job_id,
+                batch.size = n,
+                device = %self.config.worker.device,
+                engine = self.engine().as_str(),
+                attempt = r.work.attempt,
+                otel.kind = "consumer",
+            );
+            telemetry::extract_into(
+                &r.work.span,
+                &orfeas_shared::queue::trace_headers(&r.message.properties),
+            );
+        }
+        let (messages, work): (Vec<Incoming>, Vec<Work>) =
+            ready.into_iter().map(|r| (r.message, r.work)).unzip();
+        self.status
+            .send_modify(|s| s.current_batch = work.iter().map(|w| w.job_id).collect());
+        self.metrics.in_flight.set(work.len() as i64);
+        let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
+        let mut ooms = Vec::new();
+        let ran = executor::run_with_splits(
+            self.pipeline.clone(),
+            Some(self.db.clone()),
+            &work,
+            self.config.worker.job_timeout,
+            |n| ooms.push(n),
+        )
+        .instrument(span)
+        .await;
+        if let Some((shape, decision)) = &plan {
+            self.learn(shape, decision, &ran, &ooms).await;
+        }
+        self.metrics.batch_size.observe(work.len() as f64);
+        self.metrics.oom_splits.inc_by(ooms.len() as u64);
+        for ((m, w), r) in messages.iter().zip(&work).zip(ran) {
+            match self.complete(w, r).await {
+                Ok(()) => {
+                    if let Err(e) = broker.ack(m).await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                }
+                Err(failure) => {
+                    self.dispose(broker, m, Some((w.job_id, w.attempt)), failure)
+                        .await
+                }
+            }
+        }
+        self.status.send_modify(|s| s.current_batch.clear());
+        self.metrics.in_flight.set(0);
+    }
+
+    /// Reads the message and starts an attempt. `Ok(None)`: nothing to do (already finished,
+    /// canceled, or unknown).
+    async fn prepare(
+        &self,
+        m: &Incoming,
+    ) -> Result<Option<(Work, u8)>, (Option<(JobId, i32)>, Failure)> {
+        let msg = m.message().map_err(|e| (None, Failure::Malformed(e)))?;
+        let job = match self.db.start_attempt(msg.job_id, &self.id).await {
+            Ok(StartOutcome::Started(job)) => job,
+            Ok(StartOutcome::Skip(status)) => {
+                tracing::info!(job = %msg.job_id, ?status, "nothing to run; acking");
+                return Ok(None);
+            }
+            Err(e) => return Err((None, Failure::from(e))),
+        };
+        let started = Some((job.id, job.attempt));
+        if job.attempt == 1 {
+            let wait = (Utc::now() - job.created_at).to_std().unwrap_or_default();
+            self.metrics.queue_wait.observe(wait.as_secs_f64());
+        }
+        if job.spec.engine != self.engine() {
+            // Engines have their own queues; this happens only through a shared overflow queue
+            // or a misrouted message. Failing visibly beats running the wrong model.
+            return Err((
+                started,
+                Failure::permanent(
+                    ErrorCode::EngineUnavailable,
+                    format!(
+                        "the job asks for the {} engine; this worker runs {}",
+                        job.spec.engine,
+                        self.engine()
+                    ),
+                ),
+            ));
+        }
+        if let Some(deadline) = job.spec.deadline
+            && deadline < Utc::now()
+        {
+            return Err((
+                started,
+                Failure::permanent(
+                    ErrorCode::DeadlineExceeded,
+                    format!("the deadline {deadline} passed before the job could start"),
+                ),
+            ));
+        }
+        let input = match self
+            .store
+            .get(&object_store::path::Path::from(job.input_key.as_str()))
+            .await
+        {
+            Ok(got) => got.bytes().await.map_err(|e| (started, Failure::from(e)))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err((
+                    started,
+                    Failure::permanent(
+                        ErrorCode::InputMissing,
+                        format!("{} is not in the object store", job.input_key),
+                    ),
+                ));
+            }
+            Err(e) => return Err((started, Failure::from(e))),
+        };
+        Ok(Some((
+            Work {
+                job_id: job.id,
+                attempt: job.attempt,
+                input,
+                options: JobOptions::from(&job.spec),
+                span: tracing::Span::none(),
+            },
+            job.spec.priority,
+        )))
+    }
+
+    /// Stores the outputs and commits success with the ledger rows.
+    async fn complete(&self, w: &Work, ran: Ran) -> Result<(), Failure> {
+        let stages = self.stage_records(w, &ran);
+        let output = match ran.report.result {
+            Ok(o) => o,
+            Err(PipelineError::Shape(ShapeError::OutOfMemory { detail })) => {
+                return Err(Failure::permanent(
+                    ErrorCode::InsufficientMemory,
+                    format!("the job does not fit on this worker's device even alone: {detail}"),
+                ));
+            }
+            Err(_) if ran.timed_out => {
+                return Err(Failure::permanent(
+                    ErrorCode::JobTimeout,
+                    format!(
+                        "the job ran longer than {} s",
+                        self.config.worker.job_timeout.as_secs()
+                    ),
+                ));
+            }
+            Err(e) => return Err(Failure::from(&e)),
+        };
+        let mut stored: Vec<Artifact> = Vec::new();
+        for (artifact, bytes) in output.files {
+            storage::put(
+                self.store.as_ref(),
+                &storage::output_key(w.job_id, artifact),
+                bytes.into(),
+            )
+            .await?;
+            stored.push(artifact);
+        }
+        let owned = self
+            .db
+            .finish(
+                w.job_id,
+                w.attempt,
+                &JobEnd::Succeeded { outputs: stored },
+                &stages,
+            )
+            .await?;
+        if owned {
+            self.status.send_modify(|s| s.jobs_done += 1);
+            let engine = self.engine().as_str();
+            for s in &stages {
+                self.metrics
+                    .stage_duration
+                    .with_label_values(&[s.stage.as_str(), engine])
+                    .observe(s.duration_seconds);
+            }
+            self.metrics
+                .jobs_finished
+                .with_label_values(&[JobStatus::Succeeded.as_str(), "", engine])
+                .inc();
+        } else {
+            tracing::info!(job = %w.job_id, attempt = w.attempt, "another attempt owns the job; result dropped");
+        }
+        Ok(())
+    }
+
+    fn stage_records(&self, w: &Work, ran: &Ran) -> Vec<StageRecord> {
+        let batch_size = i32::try_from(ran.report.batch_size).unwrap_or(i32::MAX);
+        ran.report
+            .timings
+            .iter()
+            .map(|(stage, d): (Stage, Duration)| StageRecord {
+                stage,
+                attempt: w.attempt,
+                worker_id: self.id.clone(),
+                device: self.config.worker.device,
+                batch_size,
+                started_at: ran.stage_started[stage.index()].unwrap_or_else(Utc::now),
+                duration_seconds: d.as_secs_f64(),
+                peak_memory_bytes: ran.stage_peak_bytes[stage.index()]
+                    .and_then(|b| i64::try_from(b).ok()),
+            })
+            .collect()
+    }
+
+    /// Feeds the batch's measured peaks (or its out-of-memory splits) to the memory model and
+    /// persists the figure.
+    async fn learn(&self, shape: &JobShape, decision: &Decision, ran: &[Ran], ooms: &[usize]) {
+        let device = self.config.worker.device;
+        let entry = self.memory.lock().ok().and_then(|mut model| {
+            if let Some(&n) = ooms.iter().max() {
+                Some(model.after_oom(shape, device, decision.budget_bytes, n))
+            } else {
+                ran.iter()
+                    .filter_map(Ran::peak_per_job)
+                    .max()
+                    .filter(|&p| p > 0)
+                    .map(|p| model.observe(shape, device, p))
+            }
+        });
+        if let Some(((engine, bucket, device), learned)) = entry {
+            let figure = MemoryFigure {
+                engine,
+                resolution_bucket: i32::try_from(bucket).unwrap_or(i32::MAX),
+                device,
+                bytes_per_job: i64::try_from(learned.bytes_per_job).unwrap_or(i64::MAX),
+                samples: i64::try_from(learned.samples).unwrap_or(i64::MAX),
+            };
+            if let Err(e) = self.db.save_memory_figure(&figure).await {
+                tracing::debug!(error = %e, "memory figure not saved");
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Start-up: the handles a worker holds for its life — the database, the object store, the
+//! pipeline with its engine's model loaded once, the device probe, the learned memory model and
+//! the metrics — built from the typed configuration. Anything missing is a start-up error, so a
+//! misconfigured worker refuses to start instead of failing jobs.
+
+use std::sync::{Arc, Mutex};
+
+use object_store::ObjectStore;
+use orfeas_pipeline::Pipeline;
+use orfeas_pipeline::image::ImageLimits;
+use orfeas_pipeline::shape::{EngineLoadError, EngineSpec, load_engine};
+use orfeas_shared::db::Db;
+use orfeas_shared::metrics::WorkerMetrics;
+use orfeas_shared::queue::Topology;
+use orfeas_shared::{Config, StartError, storage};
+use orfeas_vocab::Engine;
+use tokio::sync::watch;
+
+use crate::heartbeat::WorkerStatus;
+use crate::optimizer::{DeviceProbe, Learned, MemoryModel, OptimizerConfig};
+
+/// Everything the worker's tasks share; built once per process.
+#[derive(Debug)]
+pub struct Worker {
+    pub(crate) config: Config,
+    pub(crate) id: String,
+    pub(crate) db: Db,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    /// The pipeline owns the engine and its resident model.
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) topology: Topology,
+    pub(crate) probe: DeviceProbe,
+    pub(crate) optimizer: OptimizerConfig,
+    /// Only the consume loop uses it; the lock is never held across an await.
+    pub(crate) memory: Mutex<MemoryModel>,
+    pub(crate) metrics: Arc<WorkerMetrics>,
+    /// The state the heartbeat reports.
+    pub(crate) status: watch::Sender<WorkerStatus>,
+}
+
+/// The engine `worker.engine` names, with its model loaded (once per process).
+pub fn build_engine(
+    config: &Config,
+) -> Result<Box<dyn orfeas_pipeline::shape::ShapeEngine>, StartError> {
+    let w = &config.worker;
+    let spec = EngineSpec {
+        engine: w.engine,
+        weights: w.weights.clone(),
+        device: w.device,
+        dtype: w.dtype,
+        volume_decoding: w.volume_decoding,
+    };
+    let started = std::time::Instant::now();
+    let engine = load_engine(&spec).map_err(|e| match e {
+        EngineLoadError::MissingWeights(engine) => StartError::Model(format!(
+            "worker.engine = {engine} needs worker.weights (a checkpoint folder)"
+        )),
+        other => StartError::Model(other.to_string()),
+    })?;
+    if w.engine.needs_weights() {
+        tracing::info!(engine = %w.engine, weights = ?w.weights, device = %w.device, dtype = %w.dtype,
+            load_s = started.elapsed().as_secs_f64(), "model loaded");
+    }
+    Ok(engine)
+}
+
+impl Worker {
+    pub async fn new(config: Config) -> Result<Arc<Worker>, StartError> {
+        let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
+        db.check_schema().await?;
+        let store = storage::build(&config.storage)?;
+        let w = &config.worker;
+        let probe = DeviceProbe::open(w.device).map_err(StartError::Device)?;
+        let pipeline = Arc::new(Pipeline::new(
+            build_engine(&config)?,
+            ImageLimits::default(),
+        ));
+        if w.device.is_gpu() && w.engine == Engine::Inflate {
+            tracing::warn!(
+                device = %w.device,
+                "the inflate engine runs on the CPU; batch sizing and metrics read {}'s memory",
+                w.device
+            );
+        }
+        let learned = db.memory_model(w.device).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "memory model not loaded; starting from the documented estimates");
+            Vec::new()
+        });
+        let model = MemoryModel::from_entries(learned.into_iter().map(|f| {
+            (
+                (
+                    f.engine,
+                    u32::try_from(f.resolution_bucket).unwrap_or(0),
+                    f.device,
+                ),
+                Learned {
+                    bytes_per_job: u64::try_from(f.bytes_per_job).unwrap_or(1),
+                    samples: u64::try_from(f.samples).unwrap_or(0),
+                },
+            )
+        }));
+        let optimizer = OptimizerConfig {
+            target_utilization: w.target_utilization,
+            max_batch: w.batch_size,
+            max_wait: w.batch_wait,
+        };
+        Ok(Arc::new(Worker {
+            topology: Topology::for_engine(&config.amqp.queue, w.engine),
+            id: config.worker_id(),
+            optimizer,
+            memory: Mutex::new(model),
+            metrics: Arc::new(WorkerMetrics::new()),
+            status: watch::Sender::new(WorkerStatus::default()),
+            probe,
+            db,
+            store,
+            pipeline,
+            config,
+        }))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This worker's Prometheus metrics.
+    pub fn metrics(&self) -> Arc<WorkerMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The engine this worker runs.
+    pub fn engine(&self) -> Engine {
+        self.pipeline.engine().engine()
+    }
+}
