@@ -460,7 +460,7 @@ async fn bad_requests_get_their_statuses() {
     for path in [
         "/api/jobs",
         "/api/jobs/{id}",
-        "/api/jobs/{id}/outputs/{format}",
+        "/api/jobs/{id}/outputs/{artifact}",
         "/api/jobs/{id}/cancel",
         "/api/workers",
         "/readyz",

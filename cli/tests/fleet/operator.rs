@@ -128,6 +128,34 @@ async fn summary_recommendations_and_gpu_status() {
     assert_eq!(s["bottlenecks"][0]["severity"], "critical");
     assert_eq!(s["average_batch_size"], 2.0);
     assert_eq!(s["average_octree_resolution"], 512.0);
+    // The product's documented fields, one by one.
+    assert_eq!(s["total_pipelines"], 10);
+    let documented_avg = s["avg_duration"].as_f64().expect("avg_duration");
+    assert!((documented_avg - 10.225).abs() < 0.01, "{documented_avg}");
+    let breakdown = s["stage_breakdown"].as_object().expect("stage_breakdown");
+    assert_eq!(breakdown.len(), 5, "{s}");
+    let shape_row = &breakdown["shape_generation"];
+    assert_eq!(shape_row["count"], 10);
+    assert!((shape_row["avg_duration"].as_f64().expect("avg") - 6.45).abs() < 0.01);
+    assert!((shape_row["avg_percent"].as_f64().expect("pct") - 63.08).abs() < 0.05);
+    assert!(
+        (breakdown["image_loading"]["avg_duration"]
+            .as_f64()
+            .expect("avg")
+            - 0.5)
+            .abs()
+            < 1e-9
+    );
+    let bottlenecks = s["bottlenecks"].as_array().expect("bottlenecks");
+    assert_eq!(
+        bottlenecks.len(),
+        1,
+        "texture at 14.7 % is under the 15 % line: {s}"
+    );
+    assert_eq!(
+        bottlenecks[0]["avg_percent"], shape_row["avg_percent"],
+        "the same share in both forms"
+    );
     assert_eq!(
         api.get("/api/performance/summary?window=forever").await.0,
         400
@@ -135,12 +163,20 @@ async fn summary_recommendations_and_gpu_status() {
 
     let (status, r) = api.get("/api/performance/recommendations?window=1h").await;
     assert_eq!(status, 200, "{r}");
-    let ids: Vec<&str> = r["recommendations"]
+    let details = r["details"].as_array().expect("details");
+    let ids: Vec<&str> = details.iter().filter_map(|x| x["id"].as_str()).collect();
+    // The documented form: the same advice as text, in the same order.
+    let texts: Vec<&str> = r["recommendations"]
         .as_array()
-        .expect("list")
+        .expect("recommendations")
         .iter()
-        .filter_map(|x| x["id"].as_str())
+        .map(|x| x.as_str().expect("text"))
         .collect();
+    let advice: Vec<&str> = details
+        .iter()
+        .map(|x| x["advice"].as_str().expect("advice"))
+        .collect();
+    assert_eq!(texts, advice);
     assert!(
         ids.contains(&"add_workers")
             && ids.contains(&"lower_resolution")
@@ -148,7 +184,7 @@ async fn summary_recommendations_and_gpu_status() {
         "{ids:?}"
     );
     assert_eq!(ids[0], "add_workers", "critical first");
-    let add = &r["recommendations"][0];
+    let add = &details[0];
     assert!(
         (add["evidence"]["average_queue_wait_seconds"]
             .as_f64()
@@ -196,6 +232,19 @@ async fn summary_recommendations_and_gpu_status() {
         g["fleet"]["memory_total_bytes"].as_u64().expect("total")
             >= d["memory_total_bytes"].as_u64().expect("d")
     );
+    // The documented fields: the fleet aggregate (one live device here).
+    assert_eq!(g["memory"]["used_bytes"], g["fleet"]["memory_used_bytes"]);
+    assert_eq!(g["memory"]["total_bytes"], d["memory_total_bytes"]);
+    assert_eq!(
+        g["memory"]["utilization_percent"], d["memory_used_percent"],
+        "{g}"
+    );
+    assert!(g["memory"]["utilization_percent"].as_f64().expect("pct") > 0.0);
+    assert_eq!(g["trends"]["avg_utilization"], d["utilization_percent"]);
+    assert!(
+        ["rising", "stable", "falling"].contains(&g["trends"]["trend"].as_str().expect("trend"))
+    );
+    assert!(g["recommendations"].as_array().is_some(), "{g}");
 
     let (_, spec) = api.get("/openapi.json").await;
     for path in [
@@ -209,6 +258,38 @@ async fn summary_recommendations_and_gpu_status() {
             "{path} has an example"
         );
     }
+    // The documented fields are in the OpenAPI description.
+    let schemas = &spec["components"]["schemas"];
+    for (schema, fields) in [
+        (
+            "Summary",
+            &[
+                "total_pipelines",
+                "avg_duration",
+                "bottlenecks",
+                "stage_breakdown",
+            ][..],
+        ),
+        ("RecommendationsReport", &["recommendations", "details"][..]),
+        (
+            "GpuStatus",
+            &["memory", "trends", "recommendations", "devices", "fleet"][..],
+        ),
+        ("MemorySummary", &["utilization_percent"][..]),
+        ("Trends", &["trend", "avg_utilization"][..]),
+        ("Bottleneck", &["stage", "avg_percent", "severity"][..]),
+    ] {
+        for field in fields {
+            assert!(
+                schemas[schema]["properties"].get(*field).is_some(),
+                "{schema}.{field} missing from the OpenAPI document"
+            );
+        }
+    }
+    assert_eq!(
+        schemas["RecommendationsReport"]["properties"]["recommendations"]["items"]["type"],
+        "string"
+    );
     worker.stop().await;
     api.stop().await;
     env.cleanup().await;
