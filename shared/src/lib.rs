@@ -5,7 +5,6 @@
 //! and burn stay out of this crate, so the API never links them.
 
 pub mod config;
-mod config_values;
 pub mod db;
 pub mod heartbeat;
 pub mod metrics;

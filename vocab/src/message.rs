@@ -117,36 +117,37 @@ impl JobMessage {
         let head: Head =
             serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))?;
         let malformed = |e: serde_json::Error| MessageError::Malformed(e.to_string());
-        match head.version {
+        let wire = match head.version {
             1 => {
                 let m: V1 = serde_json::from_slice(bytes).map_err(malformed)?;
-                Ok(JobMessage {
+                V2 {
+                    version: 2,
                     job_id: m.job_id,
                     priority: m.priority,
                     engine: m.engine,
                     octree_resolution: m.octree_resolution,
                     num_chunks: m.num_chunks,
                     steps: Some(m.steps),
-                })
+                }
             }
-            2 => {
-                let m: V2 = serde_json::from_slice(bytes).map_err(malformed)?;
-                Ok(JobMessage {
-                    job_id: m.job_id,
-                    priority: m.priority,
-                    engine: m.engine,
-                    octree_resolution: m.octree_resolution,
-                    num_chunks: m.num_chunks,
-                    steps: m.steps,
-                })
+            2 => serde_json::from_slice(bytes).map_err(malformed)?,
+            version => {
+                return Err(MessageError::UnsupportedVersion {
+                    version,
+                    oldest: Self::OLDEST_VERSION,
+                    current: Self::VERSION,
+                    job_id: head.job_id,
+                });
             }
-            version => Err(MessageError::UnsupportedVersion {
-                version,
-                oldest: Self::OLDEST_VERSION,
-                current: Self::VERSION,
-                job_id: head.job_id,
-            }),
-        }
+        };
+        Ok(JobMessage {
+            job_id: wire.job_id,
+            priority: wire.priority,
+            engine: wire.engine,
+            octree_resolution: wire.octree_resolution,
+            num_chunks: wire.num_chunks,
+            steps: wire.steps,
+        })
     }
 }
 

@@ -153,17 +153,16 @@ impl Db {
         if let Some(row) = inserted {
             return Ok(InsertOutcome::Created(job_from_row(&row)?));
         }
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            ", request_hash FROM jobs WHERE idempotency_key = $1"
-        ))
-        .bind(&job.idempotency_key)
-        .fetch_one(self.pool())
-        .await?;
-        let hash: Option<String> = row.try_get("request_hash")?;
+        // Only a conflicting idempotency key makes the insert do nothing.
+        let key = job.idempotency_key.as_deref().unwrap_or_default();
+        let (existing, hash) = self.find_by_idempotency_key(key).await?.ok_or_else(|| {
+            DbError::Corrupt(format!(
+                "job {}: insert skipped without a key conflict",
+                job.id
+            ))
+        })?;
         Ok(InsertOutcome::Existing {
-            job: job_from_row(&row)?,
+            job: existing,
             same_request: hash == job.request_hash,
         })
     }

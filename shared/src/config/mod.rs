@@ -1,0 +1,259 @@
+//! One typed configuration: built-in defaults, then an optional TOML file, then environment
+//! variables `ORFEAS__SECTION__KEY=value` (e.g. `ORFEAS__DATABASE__URL`, `ORFEAS__STORAGE__KIND=s3`).
+//! Everything is parsed here, once, into typed values (enums, `Duration`, `SocketAddr`, `Option`
+//! for settings that can be off), and every error names its key. Defaults point at this
+//! machine's standard ports so every command runs with no configuration. Secrets (URL passwords,
+//! the S3 secret key) never appear in `Debug` output or logs.
+
+mod load;
+mod redact;
+mod values;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use orfeas_vocab::{Device, Dtype, Engine, VolumeDecoding};
+use serde::Deserialize;
+
+pub use load::hostname_or_unknown;
+pub use redact::redact_url;
+use values::{millis, off_or, seconds, zero_is_none};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("`{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub amqp: AmqpConfig,
+    pub redis: RedisConfig,
+    pub storage: StorageConfig,
+    pub api: ApiConfig,
+    pub worker: WorkerConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Span export; off unless an endpoint is set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; empty or `off`: none.
+    #[serde(deserialize_with = "off_or")]
+    pub otlp_endpoint: Option<String>,
+}
+
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/database`; `orfeas migrate` creates the database.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub url: String,
+    /// The `inflate` jobs queue; other engines' queues, `.retry` and `.dlq` derive from it.
+    pub queue: String,
+}
+
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Prefix of every key this deployment writes.
+    pub key_prefix: String,
+}
+
+/// Where inputs and outputs are stored.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    Local {
+        path: PathBuf,
+    },
+    Memory,
+    S3 {
+        bucket: String,
+        /// Custom endpoint for S3-compatible servers (`http://127.0.0.1:8014`); none for AWS.
+        #[serde(default, deserialize_with = "off_or")]
+        endpoint: Option<String>,
+        #[serde(default = "default_region")]
+        region: String,
+        #[serde(default, deserialize_with = "off_or")]
+        access_key_id: Option<String>,
+        #[serde(default)]
+        secret_access_key: String,
+        /// Allow plain-HTTP endpoints (local S3-compatible servers).
+        #[serde(default)]
+        allow_http: bool,
+        /// Path-style requests (`endpoint/bucket/key`), which S3-compatible servers expect.
+        #[serde(default = "yes")]
+        path_style: bool,
+    },
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Largest accepted upload; larger ones are refused with 413 while streaming.
+    pub max_upload_bytes: u64,
+    /// Submissions are refused with 429 while this many jobs wait.
+    pub max_queued_jobs: i64,
+    /// How often the outbox relay republishes jobs the queue has not confirmed.
+    #[serde(rename = "outbox_interval_ms", with = "millis")]
+    pub outbox_interval: Duration,
+    /// Engines clients may ask for; each has its own queue, consumed by the workers configured
+    /// with that `worker.engine`.
+    pub engines: Vec<Engine>,
+}
+
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Stable worker id; default `<hostname>-<pid>`.
+    #[serde(deserialize_with = "off_or")]
+    pub id: Option<String>,
+    /// Most jobs run through the pipeline together (the optimizer decides up to this).
+    pub batch_size: usize,
+    /// Share of the device's memory batches may fill (the optimizer's target).
+    pub target_utilization: f64,
+    /// Memory this worker may treat as its device's (0 or absent: all of it), for workers that
+    /// share a machine or run under a container limit.
+    #[serde(deserialize_with = "zero_is_none")]
+    pub memory_limit_bytes: Option<u64>,
+    /// The device this worker computes on and whose memory it reads.
+    pub device: Device,
+    /// How long to wait for more jobs once one arrived.
+    #[serde(rename = "batch_wait_ms", with = "millis")]
+    pub batch_wait: Duration,
+    /// Attempts for transient failures before the job fails and its message is dead-lettered.
+    pub max_attempts: u32,
+    #[serde(rename = "retry_base_ms", with = "millis")]
+    pub retry_base: Duration,
+    #[serde(rename = "retry_max_ms", with = "millis")]
+    pub retry_max: Duration,
+    #[serde(rename = "heartbeat_interval_ms", with = "millis")]
+    pub heartbeat_interval: Duration,
+    #[serde(rename = "heartbeat_ttl_ms", with = "millis")]
+    pub heartbeat_ttl: Duration,
+    /// A job running longer fails with `job_timeout` (keep under RabbitMQ's consumer_timeout).
+    #[serde(rename = "job_timeout_s", with = "seconds")]
+    pub job_timeout: Duration,
+    /// Where `orfeas worker` serves `/metrics`; empty or `off`: nowhere.
+    #[serde(deserialize_with = "off_or")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Queue for jobs too large for this worker's device even alone (consumed by workers on
+    /// larger devices); none: such jobs fail with `insufficient_memory`.
+    #[serde(deserialize_with = "off_or")]
+    pub overflow_queue: Option<String>,
+    /// The shape engine this worker runs (it consumes that engine's queue).
+    pub engine: Engine,
+    /// The checkpoint folder of engines with weights, loaded once at start-up.
+    #[serde(deserialize_with = "off_or")]
+    pub weights: Option<PathBuf>,
+    pub volume_decoding: VolumeDecoding,
+    /// Compute dtype (half precision on CUDA only).
+    pub dtype: Dtype,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "postgres://postgres@127.0.0.1:5432/orfeas".into(),
+            max_connections: 10,
+        }
+    }
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            queue: "orfeas.jobs".into(),
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379/".into(),
+            key_prefix: "orfeas".into(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig::Local {
+            path: PathBuf::from("orfeas-data"),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_upload_bytes: 20 * 1024 * 1024,
+            max_queued_jobs: 10_000,
+            outbox_interval: Duration::from_secs(1),
+            engines: vec![Engine::Inflate],
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: None,
+            batch_size: 4,
+            target_utilization: 0.85,
+            memory_limit_bytes: None,
+            device: Device::Cpu,
+            batch_wait: Duration::from_millis(50),
+            max_attempts: 5,
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_ttl: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(1_500),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
+            overflow_queue: None,
+            engine: Engine::Inflate,
+            weights: None,
+            volume_decoding: VolumeDecoding::Hierarchical,
+            dtype: Dtype::F32,
+        }
+    }
+}
