@@ -73,6 +73,7 @@ export ORFEAS_TEST_S3_ENDPOINT="http://127.0.0.1:$s3port"
 export ORFEAS_TEST_S3_ROOT="$s3root"
 export ORFEAS_TEST_S3_ACCESS_KEY=orfeas-test
 export ORFEAS_TEST_S3_SECRET_KEY=orfeas-test-secret
+export ORFEAS_TEST_S3_BIN="$s3bin"
 export ORFEAS_REQUIRE_SERVICES=1
 echo "s3s-fs on $ORFEAS_TEST_S3_ENDPOINT"
 

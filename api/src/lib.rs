@@ -7,8 +7,10 @@
 //! response bodies; [`error`] the one error type; [`openapi`] the document.
 
 pub mod error;
+pub mod http;
 pub mod openapi;
 pub mod outbox;
+pub mod reaper;
 pub mod routes;
 pub mod service;
 pub mod startup;
@@ -21,6 +23,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use orfeas_shared::StartError;
 use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutBody;
 use tower_http::trace::TraceLayer;
 
 use routes::{jobs, ops, performance};
@@ -36,6 +39,11 @@ pub fn router(state: AppState) -> Router {
             "/api/jobs",
             post(jobs::submit)
                 .layer(DefaultBodyLimit::max(body_limit))
+                // A stalled upload is answered 408 instead of pinning its memory.
+                .layer(axum::middleware::map_request_with_state(
+                    state.config.api.body_timeout,
+                    body_timeout,
+                ))
                 .get(jobs::list_jobs),
         )
         .route("/api/jobs/{id}", get(jobs::get_job))
@@ -72,34 +80,90 @@ async fn record_request(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    // Label values stay bounded: route templates (one value for every unmatched path) and the
+    // standard methods (anything else is `other`).
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = std::time::Instant::now();
     let resp = next.run(req).await;
     let m = &state.metrics;
     m.http_duration
-        .with_label_values(&[route.as_str(), method.as_str()])
+        .with_label_values(&[route.as_str(), method])
         .observe(start.elapsed().as_secs_f64());
     m.http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
+        .with_label_values(&[route.as_str(), method, resp.status().as_str()])
         .inc();
     resp
 }
 
-/// Serves on `listener` until `shutdown` resolves, with the outbox relay alongside.
+/// Wraps the request body so that a pause longer than `timeout` between its chunks is an error
+/// (which the upload answers with 408).
+async fn body_timeout(
+    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+) -> axum::extract::Request {
+    let (parts, body) = req.into_parts();
+    axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::new(TimeoutBody::new(timeout, body)),
+    )
+}
+
+/// A method as a metric label: the standard ones by name, anything else `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
+}
+
+/// Serves on `listener` until `shutdown` resolves, with the outbox relay and the reaper
+/// alongside.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let relay = tokio::spawn(outbox::relay(state.clone()));
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let reaper = tokio::spawn(reaper::run(state.clone()));
+    let a = &state.config.api;
+    let limits = http::Limits {
+        max_connections: a.max_connections,
+        header_timeout: a.header_timeout,
+        shutdown_timeout: a.shutdown_timeout,
+    };
+    let result = http::serve(listener, router(state), limits, shutdown).await;
     relay.abort();
+    reaper.abort();
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn method_labels_are_bounded() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        let junk = Method::from_bytes(b"JUNK42").expect("a method");
+        assert_eq!(method_label(&junk), "other");
+    }
 }

@@ -12,6 +12,8 @@ use crate::state::AppState;
 const RELAY_AFTER: Duration = Duration::from_secs(2);
 /// Jobs republished per round.
 const RELAY_BATCH: i64 = 200;
+/// How long a relay holds the jobs it claimed (a relay that dies leaves them to others then).
+const RELAY_CLAIM: Duration = Duration::from_secs(30);
 
 /// Marks confirmed publications in batches: one UPDATE for all confirms that arrived while the
 /// previous one ran, instead of one per request. A mark lost to a crash only means the relay
@@ -26,7 +28,9 @@ pub async fn confirm_marker(db: Db, mut rx: tokio::sync::mpsc::UnboundedReceiver
     }
 }
 
-/// Republishes unconfirmed jobs every `api.outbox_interval_ms`. Runs until the process ends.
+/// Republishes unconfirmed jobs every `api.outbox_interval_ms`. Each round claims its jobs
+/// (`FOR UPDATE SKIP LOCKED` and a claim that expires), so API replicas publish each once. Runs
+/// until the process ends.
 pub async fn relay(state: AppState) {
     let interval = state
         .config
@@ -35,15 +39,24 @@ pub async fn relay(state: AppState) {
         .max(Duration::from_millis(50));
     loop {
         tokio::time::sleep(interval).await;
-        let pending = match state.db.outbox(RELAY_AFTER, RELAY_BATCH).await {
+        let pending = match state
+            .db
+            .claim_outbox(RELAY_AFTER, RELAY_BATCH, RELAY_CLAIM)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(error = %e, "outbox: database unavailable");
                 continue;
             }
         };
+        let mut unpublished = Vec::new();
         for entry in pending {
             let job_id = entry.message.job_id;
+            if !unpublished.is_empty() {
+                unpublished.push(job_id);
+                continue;
+            }
             match state
                 .publisher
                 .publish_job(&entry.message, &entry.trace_context)
@@ -55,9 +68,14 @@ pub async fn relay(state: AppState) {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "outbox: queue still unavailable");
-                    break;
+                    unpublished.push(job_id);
                 }
             }
+        }
+        if !unpublished.is_empty()
+            && let Err(e) = state.db.release_outbox(&unpublished).await
+        {
+            tracing::debug!(error = %e, "outbox: claims not released; they expire");
         }
     }
 }

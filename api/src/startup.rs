@@ -20,9 +20,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
     db.check_schema().await?;
     let store = storage::build(&config.storage)?;
+    // The workers' retry queues too, so the queue-depth metric covers them.
     let publisher = Arc::new(Publisher::new(
         &config.amqp.url,
-        Topology::new(&config.amqp.queue),
+        Topology::new(&config.amqp.queue)
+            .with_retry_levels(config.worker.retry_base, config.worker.retry_max),
     ));
     let redis = match heartbeat::connect(&config.redis.url).await {
         Ok(c) => Some(c),
@@ -46,7 +48,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             max_queued_jobs: config.api.max_queued_jobs,
         },
     };
+    let uploads = Arc::new(tokio::sync::Semaphore::new(
+        config.api.max_concurrent_uploads,
+    ));
     Ok(AppState {
+        uploads,
         config: Arc::new(config),
         db,
         publisher,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub redis: Option<ConnectionManager>,
     pub metrics: Arc<ApiMetrics>,
     pub jobs: JobsService,
+    /// Uploads being received (`api.max_concurrent_uploads` permits).
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

@@ -4,11 +4,11 @@
 //! error names the field), and the `Idempotency-Key` header.
 
 use axum::extract::Multipart;
-use axum::extract::multipart::MultipartRejection;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use orfeas_vocab::{JobOptionsInput, JobSpec};
+use orfeas_vocab::{ErrorCode, JobOptionsInput, JobSpec};
 
 use crate::error::ApiError;
 
@@ -140,7 +140,7 @@ async fn read_parts(
     while let Some(mut field) = multipart
         .next_field()
         .await
-        .map_err(|e| multipart_error(&e.body_text(), e.status()))?
+        .map_err(|e| multipart_error(&e))?
     {
         let (limit, too_large) = match field.name() {
             Some("image") => (
@@ -160,11 +160,7 @@ async fn read_parts(
         };
         let is_image = field.name() == Some("image");
         let mut buf = BytesMut::new();
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| multipart_error(&e.body_text(), e.status()))?
-        {
+        while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
             if buf.len() + chunk.len() > limit {
                 return Err(ApiError::too_large(too_large));
             }
@@ -186,12 +182,29 @@ async fn read_parts(
     Ok((image, format, options_raw))
 }
 
-fn multipart_error(text: &str, status: StatusCode) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large(format!("upload over the limit: {text}"))
+fn multipart_error(e: &MultipartError) -> ApiError {
+    if body_timed_out(e) {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the upload stalled (no data for longer than api.body_timeout_ms)",
+        )
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!("upload over the limit: {}", e.body_text()))
     } else {
-        ApiError::bad_request(format!("malformed multipart body: {text}"))
+        ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
     }
+}
+
+/// Whether the body timeout (tower-http's `TimeoutError`) is among the error's causes.
+fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn parse_options(raw: &[u8]) -> Result<JobOptionsInput, ApiError> {

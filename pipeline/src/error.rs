@@ -58,6 +58,9 @@ pub enum ShapeError {
     /// The device ran out of memory for this batch; the worker splits the batch and retries.
     #[error("out of device memory: {detail}")]
     OutOfMemory { detail: String },
+    /// The request's control said stop (deadline passed, canceled) while the engine ran.
+    #[error("stopped while running")]
+    Stopped,
 }
 
 /// Failures of `mesh_export`.
@@ -121,6 +124,7 @@ impl PipelineError {
                 ShapeError::EmptySurface { .. } => ErrorCode::EmptySurface,
                 ShapeError::Engine { .. } => ErrorCode::EngineFailure,
                 ShapeError::OutOfMemory { .. } => ErrorCode::OutOfMemory,
+                ShapeError::Stopped => ErrorCode::Canceled,
             },
             PipelineError::Export(e) => match e {
                 ExportError::EmptyMesh => ErrorCode::EmptyMesh,

@@ -5,6 +5,7 @@
 //! `texture_synthesis` → `mesh_export`. [`Pipeline::run_batch`] drives them for a batch of
 //! images; each stage is a tracing span and a timed entry in the typed [`ItemReport`].
 
+pub mod control;
 pub mod error;
 pub mod export;
 pub mod image;
@@ -15,6 +16,7 @@ pub mod stage;
 pub mod tensor;
 pub mod texture;
 
+pub use control::Control;
 pub use error::PipelineError;
 pub use orfeas_vocab::{Artifact, MeshFormat, ShapeStep, Stage, StageTimings};
 pub use pipeline::{

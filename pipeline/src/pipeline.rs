@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use orfeas_vocab::{Artifact, JobSpec, MeshFormat, Stage, StageTimings};
 
+use crate::control::Control;
 use crate::error::{PipelineError, ShapeError};
 use crate::export::{export_cutout, export_mesh};
 use crate::image::{ImageLimits, PreprocessOptions, PreprocessedImage, load_image, preprocess};
@@ -77,6 +78,8 @@ pub struct BatchItem<'a> {
     /// The span this item's stage spans hang under (the worker's job span, so every job has its
     /// own trace); by default the span current when the item was made.
     pub parent: tracing::Span,
+    /// Its deadline and stop flag, consulted at stage boundaries and inside the engine.
+    pub control: Control,
 }
 
 impl<'a> BatchItem<'a> {
@@ -85,11 +88,17 @@ impl<'a> BatchItem<'a> {
             bytes,
             options,
             parent: tracing::Span::current(),
+            control: Control::none(),
         }
     }
 
     pub fn with_parent(mut self, parent: tracing::Span) -> Self {
         self.parent = parent;
+        self
+    }
+
+    pub fn with_control(mut self, control: Control) -> Self {
+        self.control = control;
         self
     }
 }
@@ -149,12 +158,13 @@ pub struct Pipeline {
 fn timed<T>(
     idx: usize,
     stage: Stage,
-    parent: &tracing::Span,
+    item: &BatchItem<'_>,
     progress: &mut dyn ProgressObserver,
     timings: &mut [StageTimings],
     f: impl FnOnce() -> Result<T, PipelineError>,
 ) -> Result<T, PipelineError> {
-    if progress.is_canceled(idx) {
+    let parent = &item.parent;
+    if item.control.should_stop() || progress.is_canceled(idx) {
         return Err(PipelineError::Canceled { stage });
     }
     progress.stage_started(idx, stage);
@@ -196,7 +206,7 @@ impl Pipeline {
                 let img = timed(
                     idx,
                     Stage::ImageLoading,
-                    &item.parent,
+                    item,
                     progress,
                     &mut timings,
                     || Ok(load_image(item.bytes, &self.limits)?),
@@ -204,7 +214,7 @@ impl Pipeline {
                 timed(
                     idx,
                     Stage::ImagePreprocessing,
-                    &item.parent,
+                    item,
                     progress,
                     &mut timings,
                     || Ok(preprocess(&img, &item.options.preprocess)?),
@@ -217,9 +227,11 @@ impl Pipeline {
             .into_iter()
             .enumerate()
             .map(|(i, p)| match p {
-                Ok(_) if progress.is_canceled(i) => Err(PipelineError::Canceled {
-                    stage: Stage::ShapeGeneration,
-                }),
+                Ok(_) if items[i].control.should_stop() || progress.is_canceled(i) => {
+                    Err(PipelineError::Canceled {
+                        stage: Stage::ShapeGeneration,
+                    })
+                }
                 other => other,
             })
             .collect();
@@ -246,6 +258,7 @@ impl Pipeline {
                         image,
                         options: &items[i].options.shape,
                         span: span.clone(),
+                        control: items[i].control.clone(),
                     })
                 })
                 .collect();
@@ -299,12 +312,18 @@ impl Pipeline {
                                 detail: "no result for this image".into(),
                             })
                         })
-                        .map_err(PipelineError::from)?;
+                        .map_err(|e| match e {
+                            // Stopped inside the engine: canceled in this stage, like at a boundary.
+                            ShapeError::Stopped => PipelineError::Canceled {
+                                stage: Stage::ShapeGeneration,
+                            },
+                            other => PipelineError::from(other),
+                        })?;
                     if opts.texture {
                         timed(
                             idx,
                             Stage::TextureSynthesis,
-                            &items[idx].parent,
+                            &items[idx],
                             progress,
                             &mut timings,
                             || {
@@ -317,7 +336,7 @@ impl Pipeline {
                     let files = timed(
                         idx,
                         Stage::MeshExport,
-                        &items[idx].parent,
+                        &items[idx],
                         progress,
                         &mut timings,
                         || {

@@ -18,6 +18,10 @@ pub struct WorkerHeartbeat {
     pub engine: Engine,
     /// Jobs in the batch being processed now.
     pub current_batch: Vec<JobId>,
+    /// False once the batch in hand is stuck past the job timeout (the worker then lets its
+    /// leases go).
+    #[serde(default = "healthy")]
+    pub healthy: bool,
     pub jobs_done: u64,
     pub started_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
@@ -38,6 +42,10 @@ pub struct DeviceSample {
     pub at: DateTime<Utc>,
     pub memory_used_bytes: u64,
     pub utilization: f64,
+}
+
+fn healthy() -> bool {
+    true
 }
 
 fn key(prefix: &str, id: &str) -> String {

@@ -1,5 +1,6 @@
-//! RabbitMQ: the topology (a durable quorum jobs queue, a retry queue that delays messages and
-//! dead-letters them back, and a dead-letter queue), a publisher with confirms, and consumers.
+//! RabbitMQ: the topology (a durable quorum jobs queue, retry queues of fixed delays that
+//! dead-letter their messages back to it, and a dead-letter queue), a publisher with mandatory,
+//! confirmed publishes, and consumers.
 
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer};
 use tokio::sync::Mutex;
 
 use orfeas_vocab::{Engine, JobMessage};
@@ -19,6 +21,8 @@ pub enum QueueError {
     Unavailable(#[from] lapin::Error),
     #[error("the broker refused the message (nack)")]
     Nacked,
+    #[error("no queue `{0}` took the message (returned unroutable)")]
+    Unroutable(String),
     #[error("the broker did not answer within {0:?}")]
     Timeout(Duration),
 }
@@ -33,8 +37,11 @@ pub const ERROR_MESSAGE_HEADER: &str = "x-orfeas-error-message";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     pub jobs: String,
-    pub retry: String,
     pub dead_letter: String,
+    /// The delays of the retry queues, shortest first. Each retry queue holds its messages for
+    /// one fixed TTL and then dead-letters them back to `jobs`: one queue per delay, so a short
+    /// retry never waits behind a long one (expiry happens at a queue's head only).
+    retry_levels: Vec<Duration>,
 }
 
 impl Topology {
@@ -50,28 +57,88 @@ impl Topology {
     pub fn new(jobs: &str) -> Self {
         Topology {
             jobs: jobs.to_owned(),
-            retry: format!("{jobs}.retry"),
             dead_letter: format!("{jobs}.dlq"),
+            retry_levels: Vec::new(),
         }
     }
 
-    /// Declares the three queues (idempotent).
+    /// With retry queues for the backoff `base·2ⁿ` capped at `max`: delays `base, 2·base, …,
+    /// max`.
+    pub fn with_retry_levels(mut self, base: Duration, max: Duration) -> Self {
+        let base = base.max(Duration::from_millis(1));
+        let mut levels = Vec::new();
+        let mut d = base;
+        while d < max {
+            levels.push(d);
+            d *= 2;
+        }
+        levels.push(max.max(base));
+        self.retry_levels = levels;
+        self
+    }
+
+    /// The same layout (retry levels) for another engine's queues; `self` is the `inflate`
+    /// topology.
+    pub fn of_engine(&self, engine: Engine) -> Topology {
+        Topology {
+            retry_levels: self.retry_levels.clone(),
+            ..Topology::for_engine(&self.jobs, engine)
+        }
+    }
+
+    fn retry_name(&self, level: Duration) -> String {
+        format!("{}.retry.{}ms", self.jobs, level.as_millis())
+    }
+
+    /// The retry queue for a delay, and the delay it gives: the shortest level at least as long
+    /// (the longest level when the delay exceeds them all). `None` without retry levels.
+    pub fn retry_queue(&self, delay: Duration) -> Option<(String, Duration)> {
+        let level = self
+            .retry_levels
+            .iter()
+            .copied()
+            .find(|&l| l >= delay)
+            .or_else(|| self.retry_levels.last().copied())?;
+        Some((self.retry_name(level), level))
+    }
+
+    /// Declares the jobs and dead-letter queues and every retry queue (idempotent).
     pub async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
         declare_quorum(channel, &self.jobs).await?;
         declare_quorum(channel, &self.dead_letter).await?;
-        // Classic queue: per-message TTL delays a retry, expiry dead-letters it back to `jobs`.
-        let mut retry = FieldTable::default();
-        retry.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
-        );
-        retry.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(self.jobs.as_str().into()),
-        );
-        channel
-            .queue_declare(self.retry.as_str().into(), durable(), retry)
-            .await?;
+        for &level in &self.retry_levels {
+            // Quorum queues (durable, replicated) with one TTL each; at-least-once
+            // dead-lettering back to the jobs queue, so an expiry during a broker restart is not
+            // lost (it needs overflow = reject-publish).
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(i64::try_from(level.as_millis()).unwrap_or(i64::MAX)),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString("".into()),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(self.jobs.as_str().into()),
+            );
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString("at-least-once".into()),
+            );
+            args.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
+            channel
+                .queue_declare(self.retry_name(level).as_str().into(), durable(), args)
+                .await?;
+        }
         Ok(())
     }
 
@@ -80,9 +147,11 @@ impl Topology {
         ready_messages(channel, &self.jobs).await
     }
 
-    /// The three queue names.
-    pub fn queues(&self) -> [&str; 3] {
-        [&self.jobs, &self.retry, &self.dead_letter]
+    /// Every queue name: jobs, dead-letter, retry levels.
+    pub fn queues(&self) -> Vec<String> {
+        let mut out = vec![self.jobs.clone(), self.dead_letter.clone()];
+        out.extend(self.retry_levels.iter().map(|&l| self.retry_name(l)));
+        out
     }
 }
 
@@ -134,7 +203,8 @@ pub fn properties(priority: u8, headers: FieldTable) -> BasicProperties {
         .with_headers(headers)
 }
 
-/// Publishes to a queue and waits for the broker's confirm.
+/// Publishes to a queue and waits for the broker's confirm. The publish is mandatory: a message
+/// no queue takes (the queue is missing) comes back and is an error, not a silent drop.
 pub async fn publish_confirmed(
     channel: &Channel,
     queue: &str,
@@ -145,16 +215,19 @@ pub async fn publish_confirmed(
         .basic_publish(
             ShortString::from(""),
             queue.into(),
-            BasicPublishOptions::default(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
             payload,
             props,
         )
         .await?
         .await?;
-    if confirm.is_ack() {
-        Ok(())
-    } else {
-        Err(QueueError::Nacked)
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable(queue.to_owned())),
+        Confirmation::Nack(_) | Confirmation::NotRequested => Err(QueueError::Nacked),
     }
 }
 
@@ -197,9 +270,7 @@ impl Publisher {
         let ch = conn.create_channel().await?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         for engine in Engine::ALL {
-            Topology::for_engine(&self.topology.jobs, engine)
-                .declare(&ch)
-                .await?;
+            self.topology.of_engine(engine).declare(&ch).await?;
         }
         *state = Some((conn, ch.clone()));
         Ok(ch)
@@ -223,7 +294,7 @@ impl Publisher {
                 let mut state = self.state.lock().await;
                 self.channel(&mut state).await?
             };
-            let queue = Topology::for_engine(&self.topology.jobs, msg.engine).jobs;
+            let queue = self.topology.of_engine(msg.engine).jobs;
             let r =
                 publish_confirmed(&ch, &queue, &payload, properties(msg.priority, headers)).await;
             if r.is_err() {
@@ -243,6 +314,40 @@ impl Publisher {
         }
     }
 
+    /// Publishes a job's message to its engine's dead-letter queue with the reason in its
+    /// headers (the reaper's dead letters, for jobs whose worker was lost).
+    pub async fn publish_dead_letter(
+        &self,
+        msg: &JobMessage,
+        code: &str,
+        message: &str,
+    ) -> Result<(), QueueError> {
+        let mut headers = FieldTable::default();
+        headers.insert(ERROR_CODE_HEADER.into(), AMQPValue::LongString(code.into()));
+        headers.insert(
+            ERROR_MESSAGE_HEADER.into(),
+            AMQPValue::LongString(message.into()),
+        );
+        let queue = self.topology.of_engine(msg.engine).dead_letter;
+        let ch = {
+            let mut state = self.state.lock().await;
+            tokio::time::timeout(self.timeout, self.channel(&mut state))
+                .await
+                .map_err(|_| QueueError::Timeout(self.timeout))??
+        };
+        tokio::time::timeout(
+            self.timeout,
+            publish_confirmed(
+                &ch,
+                &queue,
+                &msg.encode(),
+                properties(msg.priority, headers),
+            ),
+        )
+        .await
+        .map_err(|_| QueueError::Timeout(self.timeout))?
+    }
+
     /// Messages ready in every engine's jobs, retry and dead-letter queues (the operator's queue
     /// depth; passive declares on the publisher's channel).
     pub async fn depths(&self) -> Result<Vec<(String, u32)>, QueueError> {
@@ -254,12 +359,12 @@ impl Publisher {
         };
         let mut out = Vec::new();
         for engine in Engine::ALL {
-            let topology = Topology::for_engine(&self.topology.jobs, engine);
+            let topology = self.topology.of_engine(engine);
             for queue in topology.queues() {
-                let n = tokio::time::timeout(self.timeout, ready_messages(&ch, queue))
+                let n = tokio::time::timeout(self.timeout, ready_messages(&ch, &queue))
                     .await
                     .map_err(|_| QueueError::Timeout(self.timeout))??;
-                out.push((queue.to_owned(), n));
+                out.push((queue, n));
             }
         }
         Ok(out)
@@ -340,4 +445,33 @@ pub fn trace_headers(props: &BasicProperties) -> std::collections::HashMap<Strin
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_levels_double_up_to_the_cap_and_round_delays_up() {
+        let t = Topology::new("q")
+            .with_retry_levels(Duration::from_millis(100), Duration::from_secs(1));
+        let levels: Vec<u128> = t.retry_levels.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(levels, [100, 200, 400, 800, 1000]);
+        let pick = |ms| t.retry_queue(Duration::from_millis(ms)).expect("levels");
+        assert_eq!(
+            pick(0),
+            ("q.retry.100ms".into(), Duration::from_millis(100))
+        );
+        assert_eq!(pick(150).1, Duration::from_millis(200));
+        assert_eq!(pick(800).1, Duration::from_millis(800));
+        assert_eq!(pick(60_000).1, Duration::from_secs(1), "capped");
+        assert_eq!(t.queues().len(), 7);
+        assert!(Topology::new("q").retry_queue(Duration::ZERO).is_none());
+        let h = t.of_engine(Engine::Hunyuan3d);
+        assert_eq!(h.jobs, "q.hunyuan3d");
+        assert_eq!(
+            h.retry_queue(Duration::ZERO).expect("levels").0,
+            "q.hunyuan3d.retry.100ms"
+        );
+    }
 }

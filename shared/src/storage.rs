@@ -39,16 +39,22 @@ pub fn build(cfg: &StorageConfig) -> Result<Arc<dyn ObjectStore>, StorageError> 
             secret_access_key,
             allow_http,
             path_style,
+            request_timeout,
         } => {
             // The worker retries jobs itself, so the client gives up after a few quick tries
-            // instead of object_store's default of ten within three minutes.
+            // (within about one request timeout) instead of object_store's default of ten within
+            // three minutes; a store that stalls fails in bounded time.
             let retry = object_store::RetryConfig {
                 max_retries: 3,
-                retry_timeout: std::time::Duration::from_secs(15),
+                retry_timeout: *request_timeout,
                 ..object_store::RetryConfig::default()
             };
+            let client = object_store::ClientOptions::new()
+                .with_timeout(*request_timeout)
+                .with_connect_timeout((*request_timeout).min(std::time::Duration::from_secs(5)));
             let mut b = AmazonS3Builder::new()
                 .with_retry(retry)
+                .with_client_options(client)
                 .with_bucket_name(bucket)
                 .with_region(region)
                 .with_allow_http(*allow_http)

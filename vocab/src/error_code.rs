@@ -14,8 +14,12 @@ use crate::names::named_enum;
 pub enum RetryClass {
     /// Retrying cannot help: the job fails and its message goes to the dead-letter queue.
     Permanent,
-    /// A dependency hiccup: retried with exponential backoff, then failed and dead-lettered.
+    /// Worth another attempt: retried with exponential backoff until `worker.max_attempts`, then
+    /// failed and dead-lettered.
     Transient,
+    /// A dependency (object store, PostgreSQL, RabbitMQ) is down: the job waits and retries
+    /// without using an attempt, until `worker.outage_budget_s` has passed.
+    Outage,
     /// Not a job failure (a client error answered by the API, or a deliberate stop).
     NotApplicable,
 }
@@ -46,6 +50,7 @@ named_enum! {
         JobTimeout = "job_timeout",
         InputMissing = "input_missing",
         RetriesExhausted = "retries_exhausted",
+        WorkerLost = "worker_lost",
         MalformedMessage = "malformed_message",
         StorageUnavailable = "storage_unavailable",
         DatabaseUnavailable = "database_unavailable",
@@ -59,6 +64,8 @@ named_enum! {
         UnsupportedMediaType = "unsupported_media_type",
         ValidationFailed = "validation_failed",
         TooManyJobs = "too_many_jobs",
+        TooManyUploads = "too_many_uploads",
+        RequestTimeout = "request_timeout",
         ServiceUnavailable = "service_unavailable",
         Internal = "internal",
     }
@@ -71,7 +78,7 @@ impl ErrorCode {
     /// HTTP status, retry class and meaning.
     const fn info(self) -> (u16, RetryClass, &'static str) {
         use ErrorCode::*;
-        use RetryClass::{NotApplicable as NA, Permanent as P, Transient as T};
+        use RetryClass::{NotApplicable as NA, Outage as O, Permanent as P, Transient as T};
         match self {
             EmptyInput => (422, P, "the uploaded file is empty"),
             InputTooLarge => (413, P, "the input is over the byte limit"),
@@ -109,15 +116,36 @@ impl ErrorCode {
             DeadlineExceeded => (422, P, "the job's deadline passed before it could start"),
             JobTimeout => (500, P, "the job ran longer than worker.job_timeout_s"),
             InputMissing => (500, P, "the stored input is gone"),
-            RetriesExhausted => (503, P, "transient failures outlasted worker.max_attempts"),
+            RetriesExhausted => (
+                503,
+                P,
+                "the job failed worker.max_attempts times (transient failures)",
+            ),
+            WorkerLost => (
+                500,
+                P,
+                "the worker running the job stopped (crash, kill, hang) on its last allowed attempt; the message names the last stage",
+            ),
             MalformedMessage => (
                 500,
                 P,
                 "the job's queue message is unreadable or of an unsupported version; dead-lettered",
             ),
-            StorageUnavailable => (503, T, "the object store failed"),
-            DatabaseUnavailable => (503, T, "PostgreSQL failed"),
-            QueueUnavailable => (503, T, "RabbitMQ failed"),
+            StorageUnavailable => (
+                503,
+                O,
+                "the object store was unavailable for longer than worker.outage_budget_s",
+            ),
+            DatabaseUnavailable => (
+                503,
+                O,
+                "PostgreSQL was unavailable for longer than worker.outage_budget_s",
+            ),
+            QueueUnavailable => (
+                503,
+                O,
+                "RabbitMQ was unavailable for longer than worker.outage_budget_s",
+            ),
             BadRequest => (
                 400,
                 NA,
@@ -146,6 +174,16 @@ impl ErrorCode {
             ),
             ValidationFailed => (422, NA, "an option is invalid; the message names the field"),
             TooManyJobs => (429, NA, "api.max_queued_jobs jobs are waiting; retry later"),
+            TooManyUploads => (
+                503,
+                NA,
+                "api.max_concurrent_uploads uploads are being received; retry later",
+            ),
+            RequestTimeout => (
+                408,
+                NA,
+                "the request body stalled for longer than api.body_timeout_ms",
+            ),
             ServiceUnavailable => (503, NA, "a dependency (PostgreSQL, object store) is down"),
             Internal => (500, NA, "an unexpected error"),
         }
@@ -171,6 +209,7 @@ pub fn markdown_table() -> String {
         let retry = match c.retry() {
             RetryClass::Permanent => "permanent",
             RetryClass::Transient => "transient",
+            RetryClass::Outage => "waits",
             RetryClass::NotApplicable => "—",
         };
         s.push_str(&format!(

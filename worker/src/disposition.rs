@@ -1,12 +1,18 @@
 //! What happens to a message whose job did not succeed: the job's state is recorded in
-//! PostgreSQL (canceled, failed, or back to queued), the message is republished to the retry or
-//! dead-letter queue with the reason in its headers, and only then is it acked. If any of that is
-//! impossible (database or broker down), the message is returned to its queue after a pause.
+//! PostgreSQL (canceled, failed, or back to queued), the message is republished to a retry queue
+//! or the dead-letter queue with the reason in its headers, and only then is it acked. If any of
+//! that is impossible (database or broker down), the message is returned to its queue after a
+//! pause.
+//!
+//! Attempts are counted in PostgreSQL when they start, so the limit holds whatever ended them
+//! (a crash included). An attempt that ended because a dependency was down is given back and the
+//! job waits — within `worker.outage_budget_s` — instead of failing.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lapin::types::AMQPValue;
-use orfeas_shared::db::{Db, DbError, JobEnd};
+use orfeas_shared::db::{Db, DbError, JobEnd, Requeued};
 use orfeas_shared::queue::{
     ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, QueueError, RETRIES_HEADER, Topology,
 };
@@ -16,12 +22,26 @@ use crate::broker::{Broker, Incoming};
 use crate::failure::{Failure, backoff};
 use crate::startup::Worker;
 
-/// The retry rules of this worker (`worker.max_attempts`, `retry_base_ms`, `retry_max_ms`).
+/// The attempt a worker holds: the job, its attempt number, the attempts counted so far and
+/// when its current run of dependency outages began.
 #[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Held {
+    pub id: JobId,
+    pub attempt: i32,
+    pub counted: i32,
+    pub outage_since: Option<DateTime<Utc>>,
+}
+
+/// The retry rules of this worker (`worker.max_attempts`, `retry_base_ms`, `retry_max_ms`,
+/// `outage_budget_s`, `overflow_queue`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base: Duration,
     pub max: Duration,
+    pub outage_budget: Duration,
+    /// Where jobs too large for this device go (for workers on larger devices).
+    pub overflow_queue: Option<String>,
 }
 
 /// What is done with the message.
@@ -29,52 +49,92 @@ pub struct RetryPolicy {
 pub enum Disposition {
     /// Nothing to send: ack (a canceled job).
     Ack,
-    /// Back through the retry queue after `delay`, carrying retry count `next`.
+    /// Back through a retry queue after `delay`, carrying retry count `next`. `outage`: the
+    /// attempt is given back.
     Retry {
         next: u32,
         delay: Duration,
         code: ErrorCode,
         message: String,
+        outage: bool,
     },
     /// To the dead-letter queue; the job fails with `code`.
     DeadLetter { code: ErrorCode, message: String },
+    /// To another queue (the overflow queue for larger devices); the job waits there and the
+    /// attempt is given back.
+    Route { queue: String, reason: String },
 }
 
-/// Decides from the failure and the retries the message has seen.
-pub fn plan(failure: &Failure, retries: u32, policy: &RetryPolicy) -> Disposition {
+/// Decides from the failure, the attempt held (if one started) and the retries the message has
+/// seen (the backoff's exponent).
+pub fn plan(
+    failure: &Failure,
+    held: Option<&Held>,
+    retries: u32,
+    policy: &RetryPolicy,
+    now: DateTime<Utc>,
+) -> Disposition {
+    let retry = |code: ErrorCode, message: &str, outage: bool| Disposition::Retry {
+        next: retries + 1,
+        delay: backoff(retries, policy.base, policy.max),
+        code,
+        message: message.to_owned(),
+        outage,
+    };
     match failure {
         Failure::Canceled => Disposition::Ack,
         Failure::Malformed(e) => Disposition::DeadLetter {
             code: ErrorCode::MalformedMessage,
             message: e.to_string(),
         },
+        Failure::Permanent {
+            code: ErrorCode::InsufficientMemory,
+            message,
+        } if policy.overflow_queue.is_some() => Disposition::Route {
+            queue: policy.overflow_queue.clone().unwrap_or_default(),
+            reason: message.clone(),
+        },
         Failure::Permanent { code, message } => Disposition::DeadLetter {
             code: *code,
             message: message.clone(),
         },
         Failure::Transient { code, message } => {
-            let next = retries + 1;
-            if next >= policy.max_attempts {
+            // Counted when it started: this attempt is already in `counted`.
+            let counted = held.map_or(retries + 1, |h| u32::try_from(h.counted).unwrap_or(0));
+            if counted >= policy.max_attempts {
                 Disposition::DeadLetter {
                     code: ErrorCode::RetriesExhausted,
                     message: format!(
-                        "gave up after {next} attempts; last error [{code}] {message}"
+                        "gave up after {counted} attempts; last error [{code}] {message}"
                     ),
                 }
             } else {
-                Disposition::Retry {
-                    next,
-                    delay: backoff(retries, policy.base, policy.max),
+                retry(*code, message, false)
+            }
+        }
+        Failure::Outage { code, message } => {
+            let waited = held
+                .and_then(|h| h.outage_since)
+                .and_then(|since| (now - since).to_std().ok())
+                .unwrap_or_default();
+            if waited > policy.outage_budget {
+                Disposition::DeadLetter {
                     code: *code,
-                    message: message.clone(),
+                    message: format!(
+                        "a dependency was down for {} s, over worker.outage_budget_s ({} s): {message}",
+                        waited.as_secs(),
+                        policy.outage_budget.as_secs()
+                    ),
                 }
+            } else {
+                retry(*code, message, true)
             }
         }
     }
 }
 
-/// The broker's part: republish to the retry or dead-letter queue (keeping the message's
-/// headers, the trace context among them). The caller acks afterwards.
+/// The broker's part: republish to a retry queue or the dead-letter queue (keeping the
+/// message's headers, the trace context among them). The caller acks afterwards.
 pub async fn send(
     broker: &impl Broker,
     topology: &Topology,
@@ -86,16 +146,18 @@ pub async fn send(
         Disposition::Retry {
             next, delay, code, ..
         } => {
-            let props = m
-                .forward([
-                    (RETRIES_HEADER, AMQPValue::LongUInt(*next)),
-                    (
-                        ERROR_CODE_HEADER,
-                        AMQPValue::LongString(code.as_str().into()),
-                    ),
-                ])
-                .with_expiration(delay.as_millis().to_string().into());
-            broker.publish(&topology.retry, &m.body, props).await
+            let props = m.forward([
+                (RETRIES_HEADER, AMQPValue::LongUInt(*next)),
+                (
+                    ERROR_CODE_HEADER,
+                    AMQPValue::LongString(code.as_str().into()),
+                ),
+            ]);
+            match topology.retry_queue(*delay) {
+                Some((queue, _)) => broker.publish(&queue, &m.body, props).await,
+                // No retry queues (a topology without levels): straight back to the jobs queue.
+                None => broker.publish(&topology.jobs, &m.body, props).await,
+            }
         }
         Disposition::DeadLetter { code, message } => {
             let props = m.forward([
@@ -110,48 +172,94 @@ pub async fn send(
             ]);
             broker.publish(&topology.dead_letter, &m.body, props).await
         }
+        Disposition::Route { queue, .. } => {
+            broker.declare_quorum(queue).await?;
+            broker.publish(queue, &m.body, m.forward([])).await
+        }
     }
 }
 
-/// The database's part. `job`: the attempt this worker started, if it got that far.
+/// What the database said about the job: whether the message should still go on (to a retry
+/// or dead-letter queue), and the job's state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recorded {
+    send: bool,
+    status: Option<JobStatus>,
+}
+
+/// The database's part, guarded by the attempt and its owner: a job this attempt no longer
+/// owns is left alone, and its message is acked without being republished.
 async fn record(
     db: &Db,
+    owner: &str,
     m: &Incoming,
-    job: Option<(JobId, i32)>,
+    held: Option<&Held>,
     d: &Disposition,
-) -> Result<Option<JobStatus>, DbError> {
-    match (d, job) {
-        (Disposition::Ack, Some((id, attempt))) => {
-            db.finish(id, attempt, &JobEnd::Canceled, &[]).await?;
-            Ok(Some(JobStatus::Canceled))
+) -> Result<Recorded, DbError> {
+    let skip = Recorded {
+        send: false,
+        status: None,
+    };
+    match (d, held) {
+        (Disposition::Ack, Some(h)) => {
+            let owned = db
+                .finish(h.id, h.attempt, owner, &JobEnd::Canceled, &[])
+                .await?;
+            Ok(Recorded {
+                send: false,
+                status: owned.then_some(JobStatus::Canceled),
+            })
         }
-        (Disposition::Ack, None) => Ok(None),
-        (Disposition::Retry { .. }, Some((id, attempt))) => {
-            db.requeue(id, attempt).await?;
-            Ok(Some(JobStatus::Queued))
+        (Disposition::Ack, None) => Ok(skip),
+        (Disposition::Retry { .. } | Disposition::Route { .. }, Some(h)) => {
+            // A route to larger devices gives the attempt back, as an outage does.
+            let refund = matches!(
+                d,
+                Disposition::Route { .. } | Disposition::Retry { outage: true, .. }
+            );
+            Ok(match db.requeue(h.id, h.attempt, owner, refund).await? {
+                Requeued::Queued { .. } => Recorded {
+                    send: true,
+                    status: Some(JobStatus::Queued),
+                },
+                Requeued::Canceled => Recorded {
+                    send: false,
+                    status: Some(JobStatus::Canceled),
+                },
+                Requeued::NotOwner => skip,
+            })
         }
-        (Disposition::Retry { .. }, None) => Ok(None),
-        (Disposition::DeadLetter { code, message }, Some((id, attempt))) => {
+        (Disposition::Retry { .. } | Disposition::Route { .. }, None) => Ok(Recorded {
+            send: true,
+            status: None,
+        }),
+        (Disposition::DeadLetter { code, message }, Some(h)) => {
             let end = JobEnd::Failed {
                 code: *code,
                 message: message.clone(),
             };
-            if !db.finish(id, attempt, &end, &[]).await? {
-                // Not running under this attempt (e.g. requeued): fail it from wherever it is.
-                db.fail_unstarted(id, *code, message).await?;
-            }
-            Ok(Some(JobStatus::Failed))
+            let owned = db.finish(h.id, h.attempt, owner, &end, &[]).await?;
+            Ok(Recorded {
+                send: owned,
+                status: owned.then_some(JobStatus::Failed),
+            })
         }
         (Disposition::DeadLetter { code, message }, None) => {
-            // Before an attempt started: the message names the job, if it is readable at all.
+            // Before an attempt started: the message names the job, if it is readable at all;
+            // only a queued job is failed (a running one belongs to a live attempt).
             let id = match m.message() {
                 Ok(msg) => Some(msg.job_id),
                 Err(e) => e.job_id(),
             };
-            if let Some(id) = id {
-                db.fail_unstarted(id, *code, message).await?;
-            }
-            Ok(id.map(|_| JobStatus::Failed))
+            let failed = match id {
+                Some(id) => db.fail_unstarted(id, *code, message).await?,
+                None => false,
+            };
+            Ok(Recorded {
+                // An unreadable message naming no job is still dead-lettered for inspection.
+                send: failed || id.is_none(),
+                status: failed.then_some(JobStatus::Failed),
+            })
         }
     }
 }
@@ -163,24 +271,32 @@ impl Worker {
         &self,
         broker: &impl Broker,
         m: &Incoming,
-        job: Option<(JobId, i32)>,
+        held: Option<Held>,
         failure: Failure,
     ) {
         let retries = m.retries();
-        let d = plan(&failure, retries, &self.retry_policy());
+        let d = plan(
+            &failure,
+            held.as_ref(),
+            retries,
+            &self.retry_policy(),
+            Utc::now(),
+        );
         let done = async {
-            let status = record(&self.db, m, job, &d)
+            let recorded = record(&self.db, &self.id, m, held.as_ref(), &d)
                 .await
                 .map_err(|e| e.to_string())?;
-            send(broker, &self.topology, m, &d)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(status)
+            if recorded.send {
+                send(broker, &self.topology, m, &d)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(recorded)
         }
         .await;
         match done {
-            Ok(status) => {
-                self.count_disposition(job, &d, status);
+            Ok(recorded) => {
+                self.count_disposition(held.map(|h| h.id), &d, recorded);
                 if let Err(e) = broker.ack(m).await {
                     // The channel is gone: the broker redelivers, and the job's state says
                     // what to do with it then.
@@ -206,37 +322,40 @@ impl Worker {
             max_attempts: w.max_attempts,
             base: w.retry_base,
             max: w.retry_max,
+            outage_budget: w.outage_budget,
+            overflow_queue: w.overflow_queue.clone(),
         }
     }
 
-    fn count_disposition(
-        &self,
-        job: Option<(JobId, i32)>,
-        d: &Disposition,
-        status: Option<JobStatus>,
-    ) {
+    fn count_disposition(&self, job: Option<JobId>, d: &Disposition, recorded: Recorded) {
         let engine = self.engine().as_str();
         let m = &self.metrics;
         match d {
+            _ if !recorded.send && recorded.status.is_none() && job.is_some() => {
+                tracing::info!(?job, "another attempt owns the job; its message is acked");
+            }
             Disposition::Ack => {
-                if let Some((id, _)) = job {
-                    tracing::info!(job = %id, "canceled while running");
-                }
+                tracing::info!(?job, "canceled while running");
             }
             Disposition::Retry {
                 next,
                 delay,
                 code,
                 message,
+                outage,
             } => {
                 m.job_retries.with_label_values(&[code.as_str()]).inc();
-                tracing::warn!(?job, %code, %message, retry = next, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
+                tracing::warn!(?job, %code, %message, retry = next, delay_ms = delay.as_millis() as u64,
+                    outage, "retrying");
             }
             Disposition::DeadLetter { code, message } => {
                 tracing::warn!(?job, %code, %message, "job failed; message dead-lettered");
             }
+            Disposition::Route { queue, reason } => {
+                tracing::info!(?job, %queue, %reason, "job routed to a queue for larger devices");
+            }
         }
-        if let Some(s @ (JobStatus::Failed | JobStatus::Canceled)) = status {
+        if let Some(s @ (JobStatus::Failed | JobStatus::Canceled)) = recorded.status {
             let code = match d {
                 Disposition::DeadLetter { code, .. } => code.as_str(),
                 _ => ErrorCode::Canceled.as_str(),
@@ -261,6 +380,17 @@ mod tests {
             max_attempts: 3,
             base: Duration::from_millis(100),
             max: Duration::from_millis(1_000),
+            outage_budget: Duration::from_secs(60),
+            overflow_queue: None,
+        }
+    }
+
+    fn held(counted: i32, outage_since: Option<DateTime<Utc>>) -> Held {
+        Held {
+            id: JobId::new(),
+            attempt: counted + 2,
+            counted,
+            outage_since,
         }
     }
 
@@ -275,7 +405,14 @@ mod tests {
     #[test]
     fn permanent_malformed_and_canceled_failures() {
         let p = policy();
-        let d = plan(&Failure::permanent(ErrorCode::NoForeground, "plain"), 0, &p);
+        let now = Utc::now();
+        let d = plan(
+            &Failure::permanent(ErrorCode::NoForeground, "plain"),
+            None,
+            0,
+            &p,
+            now,
+        );
         assert_eq!(
             d,
             Disposition::DeadLetter {
@@ -285,8 +422,10 @@ mod tests {
         );
         let d = plan(
             &Failure::Malformed(MessageError::Malformed("x".into())),
+            None,
             0,
             &p,
+            now,
         );
         assert!(matches!(
             d,
@@ -295,29 +434,69 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(plan(&Failure::Canceled, 2, &p), Disposition::Ack);
+        assert_eq!(
+            plan(&Failure::Canceled, Some(&held(1, None)), 2, &p, now),
+            Disposition::Ack
+        );
     }
 
     #[test]
-    fn transient_failures_retry_until_the_attempts_run_out() {
+    fn transient_failures_retry_until_the_counted_attempts_run_out() {
         let p = policy();
-        let f = Failure::from_code(ErrorCode::StorageUnavailable, "down");
-        for retries in 0..2 {
-            match plan(&f, retries, &p) {
+        let now = Utc::now();
+        let f = Failure::from_code(ErrorCode::EngineFailure, "crashed");
+        for counted in 1..3 {
+            // The message's retry header only sets the backoff; the attempts are PostgreSQL's.
+            match plan(&f, Some(&held(counted, None)), 7, &p, now) {
                 Disposition::Retry {
-                    next, delay, code, ..
+                    next,
+                    delay,
+                    code,
+                    outage,
+                    ..
                 } => {
-                    assert_eq!(next, retries + 1);
-                    assert_eq!(code, ErrorCode::StorageUnavailable);
-                    assert!(delay <= Duration::from_millis(100 << retries));
+                    assert_eq!(next, 8);
+                    assert_eq!(code, ErrorCode::EngineFailure);
+                    assert!(!outage);
+                    assert!(delay <= Duration::from_millis(1_000));
                 }
-                other => panic!("retry {retries}: {other:?}"),
+                other => panic!("attempt {counted}: {other:?}"),
             }
         }
-        match plan(&f, 2, &p) {
+        match plan(&f, Some(&held(3, None)), 0, &p, now) {
             Disposition::DeadLetter { code, message } => {
                 assert_eq!(code, ErrorCode::RetriesExhausted);
-                assert!(message.contains("3 attempts") && message.contains("storage_unavailable"));
+                assert!(message.contains("3 attempts") && message.contains("engine_failure"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn outages_wait_without_using_attempts_until_the_budget_is_spent() {
+        let p = policy();
+        let now = Utc::now();
+        let f = Failure::from_code(ErrorCode::StorageUnavailable, "down");
+        // Attempts used up, but an outage does not count: it waits.
+        let recent = Some(now - chrono::Duration::seconds(30));
+        match plan(&f, Some(&held(3, recent)), 4, &p, now) {
+            Disposition::Retry { outage, code, .. } => {
+                assert!(outage);
+                assert_eq!(code, ErrorCode::StorageUnavailable);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Before any attempt started (the database was down at the start): wait too.
+        assert!(matches!(
+            plan(&f, None, 50, &p, now),
+            Disposition::Retry { outage: true, .. }
+        ));
+        // Down for longer than the budget: the job fails with the dependency's code.
+        let long_ago = Some(now - chrono::Duration::seconds(61));
+        match plan(&f, Some(&held(1, long_ago)), 4, &p, now) {
+            Disposition::DeadLetter { code, message } => {
+                assert_eq!(code, ErrorCode::StorageUnavailable);
+                assert!(message.contains("outage_budget_s"), "{message}");
             }
             other => panic!("{other:?}"),
         }
@@ -326,7 +505,8 @@ mod tests {
     #[tokio::test]
     async fn retries_and_dead_letters_keep_the_headers_and_add_the_reason() {
         let b = FakeBroker::default();
-        let topology = Topology::for_engine("t", Engine::Inflate);
+        let topology = Topology::for_engine("t", Engine::Inflate)
+            .with_retry_levels(Duration::from_millis(100), Duration::from_secs(1));
         let body = JobMessage {
             job_id: JobId::new(),
             priority: 4,
@@ -346,16 +526,20 @@ mod tests {
         m.properties = orfeas_shared::queue::properties(4, headers);
         assert_eq!(m.retries(), 1);
 
-        let retry = plan(
-            &Failure::from_code(ErrorCode::EngineFailure, "boom"),
-            m.retries(),
-            &policy(),
-        );
+        let retry = Disposition::Retry {
+            next: 2,
+            delay: Duration::from_millis(150),
+            code: ErrorCode::EngineFailure,
+            message: "boom".into(),
+            outage: false,
+        };
         send(&b, &topology, &m, &retry).await.expect("retry");
         let dead = plan(
             &Failure::permanent(ErrorCode::CorruptImage, "bad bytes"),
+            None,
             0,
             &policy(),
+            Utc::now(),
         );
         send(&b, &topology, &m, &dead).await.expect("dead letter");
         send(&b, &topology, &m, &Disposition::Ack)
@@ -372,7 +556,10 @@ mod tests {
         else {
             panic!("{events:?}");
         };
-        assert_eq!(queue, "t.retry");
+        assert_eq!(
+            queue, "t.retry.200ms",
+            "the shortest retry queue at least as long"
+        );
         assert_eq!(sent, &body);
         assert_eq!(
             header(properties, RETRIES_HEADER),
@@ -388,8 +575,8 @@ mod tests {
         );
         assert_eq!(properties.priority(), &Some(4));
         assert!(
-            properties.expiration().is_some(),
-            "the delay is the message TTL"
+            properties.expiration().is_none(),
+            "the queue's TTL is the delay, not the message's"
         );
 
         let Event::Publish {

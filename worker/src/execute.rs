@@ -3,7 +3,9 @@
 //! attempt's ledger rows; then ack. Failures go to [`crate::disposition`]. The batch's measured
 //! peaks (or its out-of-memory splits) teach the memory model.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use object_store::ObjectStoreExt;
@@ -11,12 +13,14 @@ use orfeas_pipeline::error::ShapeError;
 use orfeas_pipeline::{JobOptions, PipelineError, Stage};
 use orfeas_shared::db::{JobEnd, MemoryFigure, StageRecord, StartOutcome};
 use orfeas_shared::{storage, telemetry};
-use orfeas_vocab::{Artifact, ErrorCode, JobId, JobStatus};
+use orfeas_vocab::{Artifact, ErrorCode, JobStatus};
 use tracing::Instrument;
 
 use crate::broker::{Broker, Incoming};
+use crate::disposition::{Disposition, Held, send};
 use crate::executor::{self, Ran, Work};
 use crate::failure::Failure;
+use crate::heartbeat::InHand;
 use crate::optimizer::{Decision, JobShape};
 use crate::startup::Worker;
 
@@ -24,7 +28,22 @@ use crate::startup::Worker;
 struct Ready {
     message: Incoming,
     work: Work,
+    held: Held,
     priority: u8,
+}
+
+/// What reading a message and starting its attempt led to.
+enum Prepared {
+    /// The attempt started: run it.
+    Run {
+        work: Box<Work>,
+        held: Held,
+        priority: u8,
+    },
+    /// Nothing to do: ack (finished, canceled, unknown, or owned by a live attempt).
+    Done,
+    /// This delivery ended the job (its attempts were used up): dead-letter the message.
+    Ended { code: ErrorCode, message: String },
 }
 
 impl Worker {
@@ -39,17 +58,25 @@ impl Worker {
         let mut ready = Vec::new();
         for m in messages {
             match self.prepare(&m).await {
-                Ok(Some((work, priority))) => ready.push(Ready {
-                    message: m,
+                Ok(Prepared::Run {
                     work,
+                    held,
+                    priority,
+                }) => ready.push(Ready {
+                    message: m,
+                    work: *work,
+                    held,
                     priority,
                 }),
-                Ok(None) => {
+                Ok(Prepared::Done) => {
                     if let Err(e) = broker.ack(&m).await {
                         tracing::warn!(error = %e, "ack failed");
                     }
                 }
-                Err((job, failure)) => self.dispose(broker, &m, job, failure).await,
+                Ok(Prepared::Ended { code, message }) => {
+                    self.dead_letter_ended(broker, &m, code, message).await
+                }
+                Err((held, failure)) => self.dispose(broker, &m, held, failure).await,
             }
         }
         if ready.is_empty() {
@@ -75,60 +102,89 @@ impl Worker {
                 &orfeas_shared::queue::trace_headers(&r.message.properties),
             );
         }
-        let (messages, work): (Vec<Incoming>, Vec<Work>) =
-            ready.into_iter().map(|r| (r.message, r.work)).unzip();
-        self.status
-            .send_modify(|s| s.current_batch = work.iter().map(|w| w.job_id).collect());
+        let (messages, work): (Vec<(Incoming, Held)>, Vec<Work>) = ready
+            .into_iter()
+            .map(|r| ((r.message, r.held), r.work))
+            .unzip();
+        self.status.send_modify(|s| {
+            s.current_batch = work
+                .iter()
+                .map(|w| InHand {
+                    id: w.job_id,
+                    attempt: w.attempt,
+                    stop: w.stop.clone(),
+                })
+                .collect();
+            s.batch_started = Some(Instant::now());
+        });
         self.metrics.in_flight.set(work.len() as i64);
         let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
         let mut ooms = Vec::new();
-        let ran = executor::run_with_splits(
-            self.pipeline.clone(),
-            Some(self.db.clone()),
-            &work,
-            self.config.worker.job_timeout,
-            |n| ooms.push(n),
-        )
-        .instrument(span)
-        .await;
+        let ran =
+            executor::run_with_splits(self.pipeline.clone(), Some(self.db.clone()), &work, |n| {
+                ooms.push(n)
+            })
+            .instrument(span)
+            .await;
         if let Some((shape, decision)) = &plan {
             self.learn(shape, decision, &ran, &ooms).await;
         }
         self.metrics.batch_size.observe(work.len() as f64);
         self.metrics.oom_splits.inc_by(ooms.len() as u64);
-        for ((m, w), r) in messages.iter().zip(&work).zip(ran) {
+        for (((m, held), w), r) in messages.iter().zip(&work).zip(ran) {
             match self.complete(w, r).await {
                 Ok(()) => {
                     if let Err(e) = broker.ack(m).await {
                         tracing::warn!(error = %e, "ack failed");
                     }
                 }
-                Err(failure) => {
-                    self.dispose(broker, m, Some((w.job_id, w.attempt)), failure)
-                        .await
-                }
+                Err(failure) => self.dispose(broker, m, Some(*held), failure).await,
             }
         }
-        self.status.send_modify(|s| s.current_batch.clear());
+        self.status.send_modify(|s| {
+            s.current_batch.clear();
+            s.batch_started = None;
+        });
         self.metrics.in_flight.set(0);
     }
 
-    /// Reads the message and starts an attempt. `Ok(None)`: nothing to do (already finished,
-    /// canceled, or unknown).
-    async fn prepare(
-        &self,
-        m: &Incoming,
-    ) -> Result<Option<(Work, u8)>, (Option<(JobId, i32)>, Failure)> {
+    /// Reads the message and starts an attempt, unless another attempt owns the job under a
+    /// live lease (then the message is a duplicate: the owner is alive and keeps it).
+    async fn prepare(&self, m: &Incoming) -> Result<Prepared, (Option<Held>, Failure)> {
         let msg = m.message().map_err(|e| (None, Failure::Malformed(e)))?;
-        let job = match self.db.start_attempt(msg.job_id, &self.id).await {
+        let w = &self.config.worker;
+        let attempt_started = Instant::now();
+        let started = self
+            .db
+            .start_attempt(msg.job_id, &self.id, w.lease_ttl, w.max_attempts)
+            .await;
+        let job = match started {
             Ok(StartOutcome::Started(job)) => job,
+            Ok(StartOutcome::Owned { attempt, worker_id }) => {
+                tracing::info!(job = %msg.job_id, attempt, owner = ?worker_id,
+                    "a live attempt owns the job; this copy of its message is acked");
+                return Ok(Prepared::Done);
+            }
+            Ok(StartOutcome::Canceled) => {
+                tracing::info!(job = %msg.job_id, "a pending cancel took effect");
+                return Ok(Prepared::Done);
+            }
+            Ok(StartOutcome::Ended { code, message }) => {
+                return Ok(Prepared::Ended { code, message });
+            }
             Ok(StartOutcome::Skip(status)) => {
                 tracing::info!(job = %msg.job_id, ?status, "nothing to run; acking");
-                return Ok(None);
+                return Ok(Prepared::Done);
             }
             Err(e) => return Err((None, Failure::from(e))),
         };
-        let started = Some((job.id, job.attempt));
+        let held = Held {
+            id: job.id,
+            attempt: job.attempt,
+            counted: job.counted_attempts,
+            outage_since: job.outage_since,
+        };
+        let started = Some(held);
         if job.attempt == 1 {
             let wait = (Utc::now() - job.created_at).to_std().unwrap_or_default();
             self.metrics.queue_wait.observe(wait.as_secs_f64());
@@ -176,16 +232,47 @@ impl Worker {
             }
             Err(e) => return Err((started, Failure::from(e))),
         };
-        Ok(Some((
-            Work {
+        Ok(Prepared::Run {
+            work: Box::new(Work {
                 job_id: job.id,
                 attempt: job.attempt,
                 input,
                 options: JobOptions::from(&job.spec),
                 span: tracing::Span::none(),
-            },
-            job.spec.priority,
-        )))
+                // Measured from the attempt's start, whatever happens to the batch after.
+                deadline: attempt_started + w.job_timeout,
+                stop: Arc::new(AtomicBool::new(false)),
+            }),
+            held,
+            priority: job.spec.priority,
+        })
+    }
+
+    /// Dead-letters the message of a job its delivery ended (attempts used up), then acks.
+    async fn dead_letter_ended(
+        &self,
+        broker: &impl Broker,
+        m: &Incoming,
+        code: ErrorCode,
+        message: String,
+    ) {
+        tracing::warn!(%code, %message, "attempts used up; job failed, message dead-lettered");
+        self.metrics
+            .jobs_finished
+            .with_label_values(&[
+                JobStatus::Failed.as_str(),
+                code.as_str(),
+                self.engine().as_str(),
+            ])
+            .inc();
+        let d = Disposition::DeadLetter { code, message };
+        if let Err(e) = send(broker, &self.topology, m, &d).await {
+            // The job is failed already; the dead letter is for inspection only.
+            tracing::warn!(error = %e, "dead letter not published");
+        }
+        if let Err(e) = broker.ack(m).await {
+            tracing::warn!(error = %e, "ack failed");
+        }
     }
 
     /// Stores the outputs and commits success with the ledger rows.
@@ -225,6 +312,7 @@ impl Worker {
             .finish(
                 w.job_id,
                 w.attempt,
+                &self.id,
                 &JobEnd::Succeeded { outputs: stored },
                 &stages,
             )

@@ -1,14 +1,17 @@
 //! Runs a batch through the pipeline on a blocking thread (the compute never runs on the async
-//! runtime). Stage boundaries report progress to PostgreSQL and ask it whether to stop: a
-//! cancel request, another attempt taking over, or the job timeout.
+//! runtime). Stage boundaries report progress to PostgreSQL and ask it whether to stop (a cancel
+//! request, another attempt taking over); each job's control carries its deadline — the job
+//! timeout from the attempt's start, the same across out-of-memory splits — and a stop flag the
+//! heartbeat sets, which the engines consult inside their loops.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use orfeas_pipeline::error::ShapeError;
 use orfeas_pipeline::{
-    BatchItem, ItemReport, JobOptions, Pipeline, PipelineError, ProgressObserver, Stage,
+    BatchItem, Control, ItemReport, JobOptions, Pipeline, PipelineError, ProgressObserver, Stage,
 };
 use orfeas_shared::db::Db;
 use orfeas_vocab::{Engine, JobId};
@@ -26,6 +29,18 @@ pub struct Work {
     /// The job's span: its stage spans hang under it, and it continues the submitting
     /// request's trace.
     pub span: tracing::Span,
+    /// When the attempt must be done (its start plus `worker.job_timeout_s`).
+    pub deadline: Instant,
+    /// Set when the job should stop mid-stage (canceled, or another attempt took it over).
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Work {
+    fn control(&self) -> Control {
+        Control::none()
+            .with_deadline(self.deadline)
+            .with_stop(self.stop.clone())
+    }
 }
 
 /// What the pipeline reported for one job, with when each stage started and the process's
@@ -69,12 +84,9 @@ struct DbObserver {
     handle: Handle,
     db: Option<Db>,
     jobs: Vec<(JobId, i32)>,
-    started: Instant,
-    timeout: Duration,
     stage_started: Vec<[Option<DateTime<Utc>>; 5]>,
     stage_peak: Vec<[Option<u64>; 5]>,
     rss_at_start: u64,
-    timed_out: Vec<bool>,
 }
 
 impl ProgressObserver for DbObserver {
@@ -106,10 +118,6 @@ impl ProgressObserver for DbObserver {
     }
 
     fn is_canceled(&mut self, item: usize) -> bool {
-        if self.started.elapsed() > self.timeout {
-            self.timed_out[item] = true;
-            return true;
-        }
         let (id, attempt) = self.jobs[item];
         // If the database cannot answer, keep going: the final guarded write decides.
         match &self.db {
@@ -124,18 +132,21 @@ impl ProgressObserver for DbObserver {
 
 /// Runs the batch; one result per work item, in order. `db` (absent in unit tests) receives
 /// progress and answers whether to stop.
-pub async fn run_batch(
-    pipeline: Arc<Pipeline>,
-    db: Option<Db>,
-    work: &[Work],
-    timeout: Duration,
-) -> Vec<Ran> {
+pub async fn run_batch(pipeline: Arc<Pipeline>, db: Option<Db>, work: &[Work]) -> Vec<Ran> {
     let handle = Handle::current();
     let jobs: Vec<(JobId, i32)> = work.iter().map(|w| (w.job_id, w.attempt)).collect();
-    let inputs: Vec<(bytes::Bytes, JobOptions, tracing::Span)> = work
+    let inputs: Vec<(bytes::Bytes, JobOptions, tracing::Span, Control)> = work
         .iter()
-        .map(|w| (w.input.clone(), w.options.clone(), w.span.clone()))
+        .map(|w| {
+            (
+                w.input.clone(),
+                w.options.clone(),
+                w.span.clone(),
+                w.control(),
+            )
+        })
         .collect();
+    let deadlines: Vec<Instant> = work.iter().map(|w| w.deadline).collect();
     let n = work.len();
     let pipeline_engine: Engine = pipeline.engine().engine();
     let span = tracing::Span::current();
@@ -145,16 +156,17 @@ pub async fn run_batch(
             handle,
             db,
             jobs,
-            started: Instant::now(),
-            timeout,
             stage_started: vec![[None; 5]; n],
             stage_peak: vec![[None; 5]; n],
             rss_at_start: 0,
-            timed_out: vec![false; n],
         };
         let items: Vec<BatchItem<'_>> = inputs
             .iter()
-            .map(|(bytes, options, span)| BatchItem::new(bytes, options).with_parent(span.clone()))
+            .map(|(bytes, options, span, control)| {
+                BatchItem::new(bytes, options)
+                    .with_parent(span.clone())
+                    .with_control(control.clone())
+            })
             .collect();
         let reports = pipeline.run_batch(&items, &mut observer);
         reports
@@ -164,7 +176,8 @@ pub async fn run_batch(
                 report,
                 stage_started: observer.stage_started[i],
                 stage_peak_bytes: observer.stage_peak[i],
-                timed_out: observer.timed_out[i],
+                // Stopped after its deadline: the job timeout, whatever stage it was in.
+                timed_out: Instant::now() >= deadlines[i],
             })
             .collect::<Vec<_>>()
     })
@@ -201,14 +214,13 @@ pub async fn run_with_splits(
     pipeline: Arc<Pipeline>,
     db: Option<Db>,
     work: &[Work],
-    timeout: Duration,
     mut on_oom: impl FnMut(usize),
 ) -> Vec<Ran> {
     let mut results: Vec<Option<Ran>> = (0..work.len()).map(|_| None).collect();
     let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
     pending.push(0..work.len());
     while let Some(range) = pending.pop() {
-        let ran = run_batch(pipeline.clone(), db.clone(), &work[range.clone()], timeout).await;
+        let ran = run_batch(pipeline.clone(), db.clone(), &work[range.clone()]).await;
         if range.len() > 1 && ran.iter().all(Ran::is_oom) {
             on_oom(range.len());
             let mid = range.start + range.len() / 2;
@@ -268,6 +280,8 @@ mod tests {
                 input: bytes.clone(),
                 options: options.clone(),
                 span: tracing::Span::none(),
+                deadline: Instant::now() + Duration::from_secs(60),
+                stop: Arc::new(AtomicBool::new(false)),
             })
             .collect()
     }
@@ -279,10 +293,7 @@ mod tests {
             ImageLimits::default(),
         ));
         let mut splits = Vec::new();
-        let ran = run_with_splits(pipeline, None, &work(7), Duration::from_secs(60), |n| {
-            splits.push(n)
-        })
-        .await;
+        let ran = run_with_splits(pipeline, None, &work(7), |n| splits.push(n)).await;
         assert_eq!(ran.len(), 7);
         assert!(
             ran.iter().all(|r| r.report.result.is_ok()),
@@ -305,11 +316,59 @@ mod tests {
             ImageLimits::default(),
         ));
         let mut splits = 0;
-        let ran = run_with_splits(pipeline, None, &work(2), Duration::from_secs(60), |_| {
-            splits += 1
-        })
-        .await;
+        let ran = run_with_splits(pipeline, None, &work(2), |_| splits += 1).await;
         assert_eq!(splits, 1);
         assert!(ran.iter().all(Ran::is_oom));
+    }
+
+    /// An engine whose computation never ends on its own: it only stops when its control says.
+    #[derive(Debug)]
+    struct Stuck;
+
+    impl ShapeEngine for Stuck {
+        fn engine(&self) -> Engine {
+            Engine::Inflate
+        }
+        fn generate(&self, batch: &[ShapeRequest<'_>]) -> Vec<Result<GeneratedShape, ShapeError>> {
+            while !batch.iter().all(|r| r.control.should_stop()) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            batch.iter().map(|_| Err(ShapeError::Stopped)).collect()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_job_timeout_stops_a_stage_from_inside() {
+        let pipeline = Arc::new(Pipeline::new(Box::new(Stuck), ImageLimits::default()));
+        let mut w = work(2);
+        w[0].deadline = Instant::now() + Duration::from_millis(400);
+        w[1].deadline = Instant::now() + Duration::from_secs(60);
+        // The second job is stopped from outside (as the heartbeat does on a cancel).
+        let flag = w[1].stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        let ran = run_with_splits(pipeline, None, &w, |_| {}).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        for r in &ran {
+            assert!(
+                matches!(
+                    r.report.result,
+                    Err(PipelineError::Canceled {
+                        stage: Stage::ShapeGeneration
+                    })
+                ),
+                "{:?}",
+                r.report.result
+            );
+        }
+        assert!(ran[0].timed_out, "past its deadline");
+        assert!(!ran[1].timed_out, "stopped, not timed out");
     }
 }

@@ -14,8 +14,11 @@ use orfeas_vocab::{ErrorCode, MessageError, RetryClass};
 pub enum Failure {
     /// Retrying cannot help: the job fails with `code`, the message is dead-lettered.
     Permanent { code: ErrorCode, message: String },
-    /// A dependency hiccup: retried after a backoff.
+    /// Worth another attempt: retried after a backoff while attempts are left.
     Transient { code: ErrorCode, message: String },
+    /// A dependency (object store, PostgreSQL, RabbitMQ) is down: retried after a backoff
+    /// without using an attempt, within the outage budget.
+    Outage { code: ErrorCode, message: String },
     /// The job was canceled while running.
     Canceled,
     /// The queue message itself is unreadable (or of a version this worker does not read); it
@@ -36,6 +39,7 @@ impl Failure {
         let message = message.into();
         match code.retry() {
             RetryClass::Transient => Failure::Transient { code, message },
+            RetryClass::Outage => Failure::Outage { code, message },
             RetryClass::Permanent | RetryClass::NotApplicable => {
                 Failure::Permanent { code, message }
             }
@@ -132,7 +136,7 @@ mod tests {
         };
         assert!(matches!(
             Failure::from(store),
-            Failure::Transient {
+            Failure::Outage {
                 code: ErrorCode::StorageUnavailable,
                 ..
             }

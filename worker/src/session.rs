@@ -101,7 +101,9 @@ impl Worker {
         stop: watch::Receiver<bool>,
     ) -> Option<String> {
         loop {
+            // Biased: once asked to stop, no further batch starts even when a message is ready.
             let first = tokio::select! {
+                biased;
                 _ = wait_stop(stop.clone()) => return None,
                 d = consumer.next() => d,
             };
@@ -189,26 +191,8 @@ impl Worker {
     }
 
     /// A job too large for this worker's device even alone: routed to the configured queue for
-    /// larger devices, or failed with `insufficient_memory`.
+    /// larger devices, or failed with `insufficient_memory` (disposition decides).
     async fn does_not_fit(&self, broker: &impl Broker, m: &Incoming, decision: &Decision) {
-        if let Some(overflow) = &self.config.worker.overflow_queue {
-            let routed = async {
-                broker.declare_quorum(overflow).await?;
-                broker.publish(overflow, &m.body, m.forward([])).await
-            };
-            match routed.await {
-                Ok(()) => {
-                    tracing::info!(queue = %overflow, reasoning = %decision.reasoning, "job routed to a queue for larger devices");
-                    if let Err(e) = broker.ack(m).await {
-                        tracing::warn!(error = %e, "ack failed");
-                    }
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not route to the overflow queue; failing the job")
-                }
-            }
-        }
         let failure = Failure::permanent(ErrorCode::InsufficientMemory, decision.reasoning.clone());
         self.dispose(broker, m, None, failure).await;
     }

@@ -105,7 +105,8 @@ impl Worker {
             max_wait: w.batch_wait,
         };
         Ok(Arc::new(Worker {
-            topology: Topology::for_engine(&config.amqp.queue, w.engine),
+            topology: Topology::for_engine(&config.amqp.queue, w.engine)
+                .with_retry_levels(w.retry_base, w.retry_max),
             id: config.worker_id(),
             optimizer,
             memory: Mutex::new(model),

@@ -11,7 +11,7 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use orfeas_vocab::{Artifact, JobId, JobStatus};
+use orfeas_vocab::{Artifact, ErrorCode, JobId, JobStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -51,7 +51,18 @@ pub async fn submit(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    // Held while the body is read: uploads beyond the limit are refused, not queued in memory.
+    let _receiving = state.uploads.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            ErrorCode::TooManyUploads,
+            format!(
+                "{} uploads are being received; retry later",
+                state.config.api.max_concurrent_uploads
+            ),
+        )
+    })?;
     let upload = Upload::read(&headers, multipart, state.config.api.max_upload_bytes).await?;
+    drop(_receiving);
     let trace = orfeas_shared::telemetry::inject(&tracing::Span::current());
     Ok(match state.jobs.submit(upload, trace).await? {
         Submitted::Created(job) => {

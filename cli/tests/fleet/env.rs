@@ -159,7 +159,12 @@ impl TestEnv {
 
     /// The real worker startup code, in this process.
     pub async fn start_worker(&self) -> InProcessWorker {
-        let worker = orfeas_worker::Worker::new(self.config.clone())
+        self.start_worker_with(self.config.clone()).await
+    }
+
+    /// A worker with its own configuration (a broken object store, other limits).
+    pub async fn start_worker_with(&self, config: Config) -> InProcessWorker {
+        let worker = orfeas_worker::Worker::new(config)
             .await
             .expect("worker starts");
         let metrics = worker
@@ -234,15 +239,17 @@ impl TestEnv {
         if let Ok(conn) = orfeas_shared::queue::connect(&self.config.amqp.url).await
             && let Ok(ch) = conn.create_channel().await
         {
-            for suffix in [
-                "",
-                ".retry",
-                ".dlq",
-                ".hunyuan3d",
-                ".hunyuan3d.retry",
-                ".hunyuan3d.dlq",
-            ] {
-                let name = format!("{}{suffix}", self.config.amqp.queue);
+            // Every queue of this test's topology: each engine's jobs, dead-letter and retry
+            // queues, and the classic `.retry` queue older versions declared.
+            let w = &self.config.worker;
+            let base = orfeas_shared::queue::Topology::new(&self.config.amqp.queue)
+                .with_retry_levels(w.retry_base, w.retry_max);
+            let mut names: Vec<String> = orfeas_vocab::Engine::ALL
+                .into_iter()
+                .flat_map(|e| base.of_engine(e).queues())
+                .collect();
+            names.push(format!("{}.retry", self.config.amqp.queue));
+            for name in names {
                 let _ = ch
                     .queue_delete(
                         name.as_str().into(),

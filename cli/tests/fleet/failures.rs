@@ -124,9 +124,16 @@ async fn sigkill_mid_job_completes_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn transient_failures_retry_then_dead_letter() {
+async fn an_object_store_down_past_the_outage_budget_fails_the_job() {
     let _services = services_shared().await;
-    let env = TestEnv::with("e2e_transient", &[("ORFEAS__WORKER__MAX_ATTEMPTS", "3")]).await;
+    let env = TestEnv::with(
+        "e2e_outage",
+        &[
+            ("ORFEAS__WORKER__MAX_ATTEMPTS", "2"),
+            ("ORFEAS__WORKER__OUTAGE_BUDGET_S", "2"),
+        ],
+    )
+    .await;
     if !env
         .vars
         .iter()
@@ -137,36 +144,31 @@ async fn transient_failures_retry_then_dead_letter() {
         return;
     }
     let api = env.start_api().await;
-    // The worker's object store is unreachable: every attempt fails transiently.
+    // The worker's object store is unreachable: every attempt meets the outage.
     let mut broken = env.config.clone();
     if let orfeas_shared::config::StorageConfig::S3 { endpoint, .. } = &mut broken.storage {
         *endpoint = Some("http://127.0.0.1:1".into());
     }
-    let worker = orfeas_worker::Worker::new(broken).await.expect("worker");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(worker.run(async move {
-        let _ = rx.await;
-    }));
+    let worker = env.start_worker_with(broken).await;
 
     let (status, job) = api.submit(&sample("star.png"), None, None).await;
     assert_eq!(status, 202);
     let id = id_of(&job);
     let end = api.wait_terminal(&id, Duration::from_secs(90)).await;
     assert_eq!(end["status"], "failed", "{end}");
-    assert_eq!(end["error"]["code"], "retries_exhausted");
-    assert_eq!(end["attempt"], 3, "one attempt per allowed try: {end}");
+    assert_eq!(end["error"]["code"], "storage_unavailable", "{end}");
+    // An outage does not use attempts: more tries than worker.max_attempts were made.
+    assert!(end["attempt"].as_i64().unwrap_or(0) > 2, "{end}");
     assert!(
         end["error"]["message"]
             .as_str()
             .unwrap_or("")
-            .contains("storage_unavailable"),
+            .contains("outage_budget_s"),
         "{end}"
     );
     let dlq = env.wait_queue(".dlq", 1, Duration::from_secs(10)).await;
     assert_eq!(dlq.len(), 1, "dead-lettered once");
-    assert!(env.drain_queue(".retry").await.is_empty());
-    let _ = tx.send(());
-    let _ = task.await;
+    worker.stop().await;
     api.stop().await;
     env.cleanup().await;
 }

@@ -3,6 +3,7 @@
 use orfeas_vocab::Engine;
 use orfeas_vocab::options::{self, defaults};
 
+use crate::control::Control;
 use crate::error::ShapeError;
 use crate::image::PreprocessedImage;
 use crate::mesh::Mesh;
@@ -58,17 +59,26 @@ pub struct ShapeRequest<'a> {
     pub image: &'a PreprocessedImage,
     pub options: &'a ShapeOptions,
     pub span: tracing::Span,
+    /// Consulted inside the engine's loops: stop (with [`ShapeError::Stopped`]) and progress.
+    pub control: Control,
 }
 
 impl<'a> ShapeRequest<'a> {
-    /// A request whose sub-steps go under the current span.
+    /// A request whose sub-steps go under the current span, with no deadline.
     pub fn new(image: &'a PreprocessedImage, options: &'a ShapeOptions) -> Self {
         ShapeRequest {
             image,
             options,
             span: tracing::Span::current(),
+            control: Control::none(),
         }
     }
+}
+
+/// Whether every request of a group should stop (a shared computation stops only then; the
+/// requests that should stop are failed with [`ShapeError::Stopped`] afterwards).
+pub fn all_stopped<'r>(mut reqs: impl Iterator<Item = &'r ShapeRequest<'r>>) -> bool {
+    reqs.all(|r| r.control.should_stop())
 }
 
 /// How mesh coordinates relate to the preprocessed image: the image covers

@@ -7,7 +7,7 @@
 use orfeas_vocab::{Engine, ShapeStep};
 
 use super::engine::{GeneratedShape, ShapeEngine, ShapeRequest, ViewFrame};
-use super::mc::{Volume, marching_cubes};
+use super::mc::{Volume, marching_cubes_until};
 use crate::error::ShapeError;
 use crate::image::PreprocessedImage;
 use crate::image::edt::distance_transform;
@@ -33,14 +33,19 @@ fn inflate_one(req: &ShapeRequest<'_>) -> Result<GeneratedShape, ShapeError> {
     req.options.validate()?;
     let res = req.options.octree_resolution as usize;
     let kappa = req.options.inflation;
+    if req.control.should_stop() {
+        return Err(ShapeError::Stopped);
+    }
     let volume = {
         let span = step_span(ShapeStep::VolumeDecoding, &req.span);
         span.record("resolution", res);
         span.record("batch", 1);
         span.in_scope(|| occupancy_volume(req.image, res, kappa))?
     };
+    req.control.progress(ShapeStep::VolumeDecoding, 1, 1);
     let mut mesh = step_span(ShapeStep::SurfaceExtraction, &req.span)
-        .in_scope(|| marching_cubes(&volume, 0.0));
+        .in_scope(|| marching_cubes_until(&volume, 0.0, || !req.control.should_stop()))
+        .ok_or(ShapeError::Stopped)?;
     if mesh.is_empty() {
         return Err(ShapeError::EmptySurface {
             reason: "the silhouette is too small for the grid resolution".into(),

@@ -186,10 +186,19 @@ struct Caches {
 
 /// Extracts the `level` iso-surface. Positions are in grid-index units.
 pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
+    marching_cubes_until(vol, level, || true).unwrap_or_default()
+}
+
+/// [`marching_cubes`], asking `keep_going` before each layer of cubes; `None` when it said stop.
+pub fn marching_cubes_until(
+    vol: &Volume,
+    level: f32,
+    keep_going: impl Fn() -> bool,
+) -> Option<Mesh> {
     let [n0, n1, n2] = vol.dims;
     let mut mesh = Mesh::default();
     if n0 < 2 || n1 < 2 || n2 < 2 {
-        return mesh;
+        return Some(mesh);
     }
     let table = &*TABLE;
     let plane = n1 * n2;
@@ -213,6 +222,9 @@ pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
     };
 
     for i in 0..n0 - 1 {
+        if !keep_going() {
+            return None;
+        }
         let nan_hi = classify(i + 1, &mut in_hi);
         let any_nan = nan_lo || nan_hi;
         for ((p, &a), &b) in pair.iter_mut().zip(&in_lo).zip(&in_hi) {
@@ -264,7 +276,7 @@ pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
         std::mem::swap(&mut in_lo, &mut in_hi);
         nan_lo = nan_hi;
     }
-    mesh
+    Some(mesh)
 }
 
 /// Returns (creating it on first use) the vertex on edge `e` of cube `(i, j, k)`.

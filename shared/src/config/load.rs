@@ -78,6 +78,25 @@ impl Config {
         if w.job_timeout.is_zero() {
             return Err(invalid("worker.job_timeout_s", "must be positive"));
         }
+        if w.lease_ttl < w.heartbeat_interval * 2 {
+            return Err(invalid(
+                "worker.lease_ttl_ms",
+                "must be at least twice worker.heartbeat_interval_ms (the lease is renewed every heartbeat)",
+            ));
+        }
+        let a = &self.api;
+        if a.max_connections == 0 || a.max_concurrent_uploads == 0 {
+            return Err(invalid(
+                "api.max_connections",
+                "api.max_connections and api.max_concurrent_uploads must be at least 1",
+            ));
+        }
+        if a.header_timeout.is_zero() || a.body_timeout.is_zero() || a.reaper_interval.is_zero() {
+            return Err(invalid(
+                "api.header_timeout_ms",
+                "api.header_timeout_ms, api.body_timeout_ms and api.reaper_interval_ms must be positive",
+            ));
+        }
         if self.amqp.queue.is_empty() {
             return Err(invalid("amqp.queue", "must not be empty"));
         }

@@ -110,6 +110,13 @@ pub enum StorageConfig {
         /// Path-style requests (`endpoint/bucket/key`), which S3-compatible servers expect.
         #[serde(default = "yes")]
         path_style: bool,
+        /// A request the store has not answered by then fails (and is retried a few times).
+        #[serde(
+            default = "default_request_timeout",
+            rename = "request_timeout_ms",
+            with = "millis"
+        )]
+        request_timeout: Duration,
     },
 }
 
@@ -119,6 +126,10 @@ fn default_region() -> String {
 
 fn yes() -> bool {
     true
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -135,6 +146,26 @@ pub struct ApiConfig {
     /// Engines clients may ask for; each has its own queue, consumed by the workers configured
     /// with that `worker.engine`.
     pub engines: Vec<Engine>,
+    /// How often the reaper looks for running jobs whose worker's lease expired.
+    #[serde(rename = "reaper_interval_ms", with = "millis")]
+    pub reaper_interval: Duration,
+    /// Queued jobs untouched this long are published again (their message may have been lost;
+    /// a second copy is harmless).
+    #[serde(rename = "requeue_stale_after_s", with = "seconds")]
+    pub requeue_stale_after: Duration,
+    /// A client that has not sent its request headers by then is disconnected.
+    #[serde(rename = "header_timeout_ms", with = "millis")]
+    pub header_timeout: Duration,
+    /// An upload whose body stalls (no bytes) this long is answered 408 and dropped.
+    #[serde(rename = "body_timeout_ms", with = "millis")]
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Uploads received at once; more are answered 503 with Retry-After.
+    pub max_concurrent_uploads: usize,
+    /// How long a shutdown waits for requests in flight before closing their connections.
+    #[serde(rename = "shutdown_timeout_ms", with = "millis")]
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -169,6 +200,14 @@ pub struct WorkerConfig {
     /// A job running longer fails with `job_timeout` (keep under RabbitMQ's consumer_timeout).
     #[serde(rename = "job_timeout_s", with = "seconds")]
     pub job_timeout: Duration,
+    /// A running attempt owns its job for this long after each renewal (renewed every heartbeat
+    /// interval); a job whose lease expired may be taken over.
+    #[serde(rename = "lease_ttl_ms", with = "millis")]
+    pub lease_ttl: Duration,
+    /// How long a job waits out dependency outages (object store, PostgreSQL, RabbitMQ) before
+    /// it fails; waiting does not use its attempts.
+    #[serde(rename = "outage_budget_s", with = "seconds")]
+    pub outage_budget: Duration,
     /// Where `orfeas worker` serves `/metrics`; empty or `off`: nowhere.
     #[serde(deserialize_with = "off_or")]
     pub metrics_listen: Option<SocketAddr>,
@@ -229,6 +268,13 @@ impl Default for ApiConfig {
             max_queued_jobs: 10_000,
             outbox_interval: Duration::from_secs(1),
             engines: vec![Engine::Inflate],
+            reaper_interval: Duration::from_secs(5),
+            requeue_stale_after: Duration::from_secs(900),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_concurrent_uploads: 64,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -248,6 +294,8 @@ impl Default for WorkerConfig {
             heartbeat_interval: Duration::from_secs(2),
             heartbeat_ttl: Duration::from_secs(10),
             job_timeout: Duration::from_secs(1_500),
+            lease_ttl: Duration::from_secs(30),
+            outage_budget: Duration::from_secs(900),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
             overflow_queue: None,
             engine: Engine::Inflate,

@@ -7,18 +7,43 @@ use super::{
     AmqpConfig, ApiConfig, Config, DatabaseConfig, RedisConfig, StorageConfig, WorkerConfig,
 };
 
-/// `scheme://user:password@host` → `scheme://user:***@host`.
+/// Query parameters that carry secrets (PostgreSQL's `?password=`, tokens of OTLP endpoints).
+const SECRET_PARAMS: [&str; 6] = ["password", "passwd", "pwd", "secret", "token", "key"];
+
+/// A URL as logs may show it: `scheme://user:password@host` → `scheme://user:***@host`, and
+/// the values of secret query parameters (`?password=…`, `token=…`) as `***`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_owned(),
+            },
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    let Some(query) = query else {
+        return base;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _))
+                if SECRET_PARAMS
+                    .iter()
+                    .any(|s| k.to_ascii_lowercase().contains(s)) =>
+            {
+                format!("{k}=***")
+            }
+            _ => p.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 impl fmt::Debug for Config {
@@ -38,7 +63,10 @@ impl fmt::Debug for Config {
             .field("worker.device", &w.device)
             .field("worker.dtype", &w.dtype)
             .field("worker.weights", &w.weights)
-            .field("telemetry.otlp_endpoint", &self.telemetry.otlp_endpoint)
+            .field(
+                "telemetry.otlp_endpoint",
+                &self.telemetry.otlp_endpoint.as_deref().map(redact_url),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -75,3 +103,25 @@ opaque_debug!(
     ApiConfig,
     WorkerConfig
 );
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn secrets_in_urls_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://u:hunter2@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_url("postgres://db/x?user=u&password=hunter2&sslmode=require"),
+            "postgres://db/x?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("https://otlp.example/v1/traces?api_token=abc"),
+            "https://otlp.example/v1/traces?api_token=***"
+        );
+        assert_eq!(redact_url("amqp://host/%2f"), "amqp://host/%2f");
+    }
+}

@@ -1,5 +1,5 @@
-//! The jobs aggregate: insertion (with idempotency keys), reads, and every status transition,
-//! each one statement guarded by the expected state and attempt.
+//! The jobs aggregate: insertion (with idempotency keys), reads and cancellation. The
+//! transitions of a running attempt are in `attempts`, the reaper's in `reaper`.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use orfeas_vocab::{Artifact, ErrorCode, JobId, JobSpec, JobStatus, Stage};
 use sqlx::Row;
 
-use super::ledger::{StageRecord, insert_stage_records};
 use super::{Db, DbError};
 
 /// A job as stored.
@@ -31,6 +30,12 @@ pub struct JobRecord {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// While running: when the owning attempt's lease ends unless renewed.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Attempts charged against the limit (outage-ended attempts are given back).
+    pub counted_attempts: i32,
+    /// When the current run of dependency outages began.
+    pub outage_since: Option<DateTime<Utc>>,
 }
 
 /// A job to insert.
@@ -66,32 +71,16 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-#[derive(Debug)]
-pub enum StartOutcome {
-    /// The job is now running as this attempt.
-    Started(Box<JobRecord>),
-    /// Nothing to run: the job is terminal (a redelivery of finished work) or unknown.
-    Skip(Option<JobStatus>),
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobEnd {
-    Succeeded { outputs: Vec<Artifact> },
-    Failed { code: ErrorCode, message: String },
-    Canceled,
-}
-
 /// The columns `job_from_row` reads (a macro so queries stay `'static` strings).
 macro_rules! job_columns {
     () => {
         "id, status, spec, input_key, input_bytes, stage, progress, attempt, worker_id, \
          cancel_requested, error_code, error_message, outputs, enqueued_at, created_at, \
-         started_at, finished_at"
+         started_at, finished_at, lease_expires_at, counted_attempts, outage_since"
     };
 }
 
-fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord, DbError> {
+pub(super) fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord, DbError> {
     let id = JobId(row.try_get("id")?);
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| DbError::Corrupt(format!("job {id}: {what}: {e}"));
@@ -121,6 +110,9 @@ fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord, DbError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        counted_attempts: row.try_get("counted_attempts")?,
+        outage_since: row.try_get("outage_since")?,
     })
 }
 
@@ -234,197 +226,38 @@ impl Db {
         )
     }
 
-    async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>, DbError> {
+    pub(super) async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>, DbError> {
         Ok(sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
             .bind(id.0)
             .fetch_optional(self.pool())
             .await?)
     }
 
-    /// Cancels a queued job outright, or asks a running one to stop at its next stage boundary.
+    /// Cancels a queued job outright, or asks a running one to stop at its next stage boundary:
+    /// one statement, so the answer always matches what was written.
     pub async fn request_cancel(&self, id: JobId) -> Result<CancelOutcome, DbError> {
-        let canceled = sqlx::query(
-            "UPDATE jobs SET status = 'canceled', error_code = $2, \
-             error_message = 'canceled before it started', finished_at = now(), updated_at = now() \
-             WHERE id = $1 AND status = 'queued'",
+        let changed: Option<JobStatus> = sqlx::query_scalar(
+            "UPDATE jobs SET \
+               status = CASE WHEN status = 'queued' THEN 'canceled'::job_status ELSE status END, \
+               cancel_requested = cancel_requested OR status = 'running', \
+               error_code = CASE WHEN status = 'queued' THEN $2 ELSE error_code END, \
+               error_message = CASE WHEN status = 'queued' THEN 'canceled before it started' \
+                               ELSE error_message END, \
+               finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END, \
+               updated_at = now() \
+             WHERE id = $1 AND status IN ('queued', 'running') RETURNING status",
         )
         .bind(id.0)
         .bind(ErrorCode::Canceled)
-        .execute(self.pool())
+        .fetch_optional(self.pool())
         .await?;
-        if canceled.rows_affected() == 1 {
-            return Ok(CancelOutcome::Canceled);
-        }
-        let requested = sqlx::query(
-            "UPDATE jobs SET cancel_requested = TRUE, updated_at = now() \
-             WHERE id = $1 AND status = 'running'",
-        )
-        .bind(id.0)
-        .execute(self.pool())
-        .await?;
-        if requested.rows_affected() == 1 {
-            return Ok(CancelOutcome::Requested);
-        }
-        Ok(match self.status_of(id).await? {
-            None => CancelOutcome::NotFound,
-            // It changed between the two statements; a retry of the request will see it.
-            Some(JobStatus::Queued) | Some(JobStatus::Running) => CancelOutcome::Requested,
-            Some(s) => CancelOutcome::AlreadyTerminal(s),
+        Ok(match changed {
+            Some(JobStatus::Canceled) => CancelOutcome::Canceled,
+            Some(_) => CancelOutcome::Requested,
+            None => match self.status_of(id).await? {
+                None => CancelOutcome::NotFound,
+                Some(s) => CancelOutcome::AlreadyTerminal(s),
+            },
         })
-    }
-
-    /// Starts a new attempt of a queued job, or takes over a running one whose worker died
-    /// (its message came back). Terminal and canceled jobs are skipped.
-    pub async fn start_attempt(&self, id: JobId, worker_id: &str) -> Result<StartOutcome, DbError> {
-        let row = sqlx::query(concat!(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = $2, \
-             stage = NULL, progress = 0, started_at = COALESCE(started_at, now()), updated_at = now() \
-             WHERE id = $1 AND status IN ('queued', 'running') AND NOT cancel_requested \
-             RETURNING ", job_columns!()
-        ))
-        .bind(id.0)
-        .bind(worker_id)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some(row) = row {
-            return Ok(StartOutcome::Started(Box::new(job_from_row(&row)?)));
-        }
-        // A running job with a pending cancel request that lost its worker: cancel it now.
-        sqlx::query(
-            "UPDATE jobs SET status = 'canceled', error_code = $2, \
-             error_message = 'canceled while running', finished_at = now(), updated_at = now() \
-             WHERE id = $1 AND status = 'running' AND cancel_requested",
-        )
-        .bind(id.0)
-        .bind(ErrorCode::Canceled)
-        .execute(self.pool())
-        .await?;
-        Ok(StartOutcome::Skip(self.status_of(id).await?))
-    }
-
-    /// Records the stage an attempt is entering; returns whether the attempt should stop (a
-    /// cancel was requested, or another attempt owns the job now).
-    pub async fn enter_stage(
-        &self,
-        id: JobId,
-        attempt: i32,
-        stage: Stage,
-    ) -> Result<bool, DbError> {
-        let cancel: Option<bool> = sqlx::query_scalar(
-            "UPDATE jobs SET stage = $3, progress = GREATEST(progress, $4), \
-             updated_at = now() WHERE id = $1 AND attempt = $2 AND status = 'running' \
-             RETURNING cancel_requested",
-        )
-        .bind(id.0)
-        .bind(attempt)
-        .bind(stage)
-        .bind(stage.progress_percent())
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(cancel.unwrap_or(true))
-    }
-
-    /// Ends an attempt: guarded on `running` and the attempt number, with its stage rows, in
-    /// one transaction. Returns false (and writes nothing) when the attempt no longer owns the job.
-    pub async fn finish(
-        &self,
-        id: JobId,
-        attempt: i32,
-        end: &JobEnd,
-        stages: &[StageRecord],
-    ) -> Result<bool, DbError> {
-        let (status, code, message, outputs): (
-            JobStatus,
-            Option<ErrorCode>,
-            Option<&str>,
-            Vec<&str>,
-        ) = match end {
-            JobEnd::Succeeded { outputs } => (
-                JobStatus::Succeeded,
-                None,
-                None,
-                outputs.iter().map(|a| a.as_str()).collect(),
-            ),
-            JobEnd::Failed { code, message } => (
-                JobStatus::Failed,
-                Some(*code),
-                Some(message.as_str()),
-                Vec::new(),
-            ),
-            JobEnd::Canceled => (
-                JobStatus::Canceled,
-                Some(ErrorCode::Canceled),
-                Some("canceled while running"),
-                Vec::new(),
-            ),
-        };
-        let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = $3, error_code = $4, error_message = $5, outputs = $6, \
-             progress = CASE WHEN $3 = 'succeeded'::job_status THEN 100 ELSE progress END, \
-             stage = CASE WHEN $3 = 'succeeded'::job_status THEN NULL ELSE stage END, \
-             finished_at = now(), updated_at = now() \
-             WHERE id = $1 AND attempt = $2 AND status = 'running'",
-        )
-        .bind(id.0)
-        .bind(attempt)
-        .bind(status)
-        .bind(code)
-        .bind(message)
-        .bind(&outputs)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_stage_records(&mut tx, id, stages).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Whether a running attempt should stop: a cancel was requested, or another attempt (or
-    /// a final state) took the job over.
-    pub async fn should_stop(&self, id: JobId, attempt: i32) -> Result<bool, DbError> {
-        let keep: Option<bool> = sqlx::query_scalar(
-            "SELECT status = 'running' AND attempt = $2 AND NOT cancel_requested FROM jobs WHERE id = $1",
-        )
-        .bind(id.0)
-        .bind(attempt)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(!keep.unwrap_or(false))
-    }
-
-    /// Puts a running attempt's job back to `queued` for a delayed retry.
-    pub async fn requeue(&self, id: JobId, attempt: i32) -> Result<bool, DbError> {
-        let r = sqlx::query(
-            "UPDATE jobs SET status = 'queued', stage = NULL, progress = 0, updated_at = now() \
-             WHERE id = $1 AND attempt = $2 AND status = 'running'",
-        )
-        .bind(id.0)
-        .bind(attempt)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Fails a job that never started running (deadline passed, input missing, retries out).
-    pub async fn fail_unstarted(
-        &self,
-        id: JobId,
-        code: ErrorCode,
-        message: &str,
-    ) -> Result<bool, DbError> {
-        let r = sqlx::query(
-            "UPDATE jobs SET status = 'failed', error_code = $2, error_message = $3, \
-             finished_at = now(), updated_at = now() WHERE id = $1 AND status IN ('queued', 'running')",
-        )
-        .bind(id.0)
-        .bind(code)
-        .bind(message)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
     }
 }

@@ -1,4 +1,5 @@
-//! PostgreSQL, split by aggregate: [`jobs`] (the job rows and their guarded transitions),
+//! PostgreSQL, split by aggregate: [`jobs`] (the job rows: insert, read, cancel), [`attempts`]
+//! (an attempt's guarded transitions and its lease), [`reaper`] (jobs whose worker was lost),
 //! [`outbox`] (jobs whose queue message is not yet confirmed), [`ledger`] (per-stage rows and
 //! the summaries read from them) and [`memory`] (the batch optimizer's learned figures).
 //!
@@ -6,10 +7,13 @@
 //! running job, by the attempt number), so a redelivered message or a second worker can never
 //! move a job twice. An attempt's stage rows are written in the transaction that ends it.
 
+#[macro_use]
 pub mod jobs;
+pub mod attempts;
 pub mod ledger;
 pub mod memory;
 pub mod outbox;
+pub mod reaper;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,10 +21,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-pub use jobs::{CancelOutcome, InsertOutcome, JobEnd, JobRecord, NewJob, StartOutcome};
+pub use attempts::{JobEnd, Requeued, StartOutcome};
+pub use jobs::{CancelOutcome, InsertOutcome, JobRecord, NewJob};
 pub use ledger::StageRecord;
 pub use memory::MemoryFigure;
 pub use outbox::OutboxEntry;
+pub use reaper::{Lost, Reaped};
 
 /// The embedded migrations of `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

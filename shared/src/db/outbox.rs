@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use orfeas_vocab::{JobId, JobMessage, JobSpec};
 use sqlx::Row;
 
@@ -30,33 +31,59 @@ impl Db {
         Ok(())
     }
 
-    /// Queued jobs older than `older_than` whose message the queue has not confirmed, oldest
-    /// first, as messages with the trace context of the request that accepted them.
-    pub async fn outbox(
+    /// Claims, for `claim`, queued jobs older than `older_than` whose message the queue has not
+    /// confirmed, oldest first, as messages with the trace context of the request that accepted
+    /// them. A claimed job is invisible to other relays until its claim ends, so several API
+    /// replicas publish each pending job once; a relay that dies mid-round leaves its claims to
+    /// expire.
+    pub async fn claim_outbox(
         &self,
         older_than: Duration,
         limit: i64,
+        claim: Duration,
     ) -> Result<Vec<OutboxEntry>, DbError> {
         let rows = sqlx::query(
-            "SELECT id, spec, trace_context FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
-             AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
+            "UPDATE jobs SET outbox_claimed_until = now() + make_interval(secs => $3) \
+             WHERE id IN (SELECT id FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
+                          AND created_at < now() - make_interval(secs => $1) \
+                          AND (outbox_claimed_until IS NULL OR outbox_claimed_until < now()) \
+                          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, spec, trace_context, created_at",
         )
         .bind(older_than.as_secs_f64())
         .bind(limit)
+        .bind(claim.as_secs_f64())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let mut entries = rows
+            .iter()
             .map(|r| {
                 let id = JobId(r.try_get("id")?);
                 let spec: serde_json::Value = r.try_get("spec")?;
                 let spec: JobSpec = serde_json::from_value(spec)
                     .map_err(|e| DbError::Corrupt(format!("job {id}: spec: {e}")))?;
                 let trace: serde_json::Value = r.try_get("trace_context")?;
-                Ok(OutboxEntry {
-                    message: JobMessage::for_job(id, &spec),
-                    trace_context: serde_json::from_value(trace).unwrap_or_default(),
-                })
+                let created: DateTime<Utc> = r.try_get("created_at")?;
+                Ok((
+                    created,
+                    OutboxEntry {
+                        message: JobMessage::for_job(id, &spec),
+                        trace_context: serde_json::from_value(trace).unwrap_or_default(),
+                    },
+                ))
             })
-            .collect()
+            .collect::<Result<Vec<_>, DbError>>()?;
+        entries.sort_by_key(|(created, _)| *created);
+        Ok(entries.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// Gives claimed jobs back to the outbox at once (their publish failed).
+    pub async fn release_outbox(&self, ids: &[JobId]) -> Result<(), DbError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+        sqlx::query("UPDATE jobs SET outbox_claimed_until = NULL WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

@@ -220,6 +220,7 @@ mod tests {
             device: Device::Cuda(0),
             engine: Engine::Hunyuan3d,
             current_batch: if busy { vec![JobId::new()] } else { vec![] },
+            healthy: true,
             jobs_done: 0,
             started_at: now,
             last_seen: now,

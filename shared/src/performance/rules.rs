@@ -288,6 +288,7 @@ mod tests {
             device,
             engine: Engine::Inflate,
             current_batch: vec![],
+            healthy: true,
             jobs_done: 0,
             started_at: now,
             last_seen: now,

@@ -20,8 +20,8 @@ use super::sampler::{Guidance, denoise, plan, seeded_noise};
 use super::volume::{VolumeOptions, decode_dense, decode_hierarchical};
 use super::{ModelError, SchedulerConfig, ShapeModel};
 use crate::error::ShapeError;
-use crate::shape::engine::{GeneratedShape, ShapeEngine, ShapeRequest, ViewFrame};
-use crate::shape::mc::marching_cubes;
+use crate::shape::engine::{GeneratedShape, ShapeEngine, ShapeRequest, ViewFrame, all_stopped};
+use crate::shape::mc::marching_cubes_until;
 use crate::stage::step_span;
 
 /// Engine settings that are not per job.
@@ -172,8 +172,20 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 span
             })
             .collect();
-        let out = denoise(&self.model.dit, cond, noise, &steps, guidance, |_, _| true)
-            .map_err(|_| engine_error("sampling stopped"))?;
+        let out = denoise(
+            &self.model.dit,
+            cond,
+            noise,
+            &steps,
+            guidance,
+            |done, total| {
+                for r in reqs {
+                    r.control.progress(ShapeStep::Denoising, done, total);
+                }
+                !all_stopped(reqs.iter().copied())
+            },
+        )
+        .map_err(|_| ShapeError::Stopped)?;
         drop(spans);
         Ok(out)
     }
@@ -268,10 +280,16 @@ impl<B: Backend> Hunyuan3dEngine<B> {
         for members in groups.values() {
             let reqs: Vec<&ShapeRequest<'_>> = members.iter().map(|&p| &batch[valid[p]]).collect();
             let rows = select_rows(&cond, members);
-            let out = self.denoise_group(&reqs, rows)?;
-            for (k, &p) in members.iter().enumerate() {
-                let [_, l, c] = out.dims();
-                latents[p] = Some(out.clone().slice([k..k + 1, 0..l, 0..c]));
+            // A group whose every request stopped leaves them without latents; the others go on.
+            match self.denoise_group(&reqs, rows) {
+                Ok(out) => {
+                    for (k, &p) in members.iter().enumerate() {
+                        let [_, l, c] = out.dims();
+                        latents[p] = Some(out.clone().slice([k..k + 1, 0..l, 0..c]));
+                    }
+                }
+                Err(ShapeError::Stopped) => {}
+                Err(e) => return Err(e),
             }
         }
 
@@ -286,11 +304,20 @@ impl<B: Backend> Hunyuan3dEngine<B> {
         }
         let mut out: Vec<Option<Result<GeneratedShape, ShapeError>>> =
             (0..valid.len()).map(|_| None).collect();
-        for ((res, chunks), members) in grids {
-            let group: Vec<Tensor<B, 3>> = members
-                .iter()
-                .map(|&p| latents[p].clone().expect("every request was denoised"))
-                .collect();
+        for ((res, chunks), all_members) in grids {
+            let mut members = Vec::new();
+            for p in all_members {
+                if latents[p].is_some() {
+                    members.push(p);
+                } else {
+                    out[p] = Some(Err(ShapeError::Stopped));
+                }
+            }
+            if members.is_empty() {
+                continue;
+            }
+            let group: Vec<Tensor<B, 3>> =
+                members.iter().filter_map(|&p| latents[p].clone()).collect();
             let volumes = {
                 let spans: Vec<_> = members
                     .iter()
@@ -305,17 +332,27 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 let kv = self.model.vae.geo_decoder.prepare(kv_latents);
                 let mut opts = VolumeOptions::new(res as usize, chunks as usize);
                 opts.min_resolution = self.settings.min_resolution;
+                let group_reqs: Vec<&ShapeRequest<'_>> =
+                    members.iter().map(|&p| &batch[valid[p]]).collect();
+                let keep_going = || !all_stopped(group_reqs.iter().copied());
                 let v = match self.settings.decoding {
                     VolumeDecoding::Dense => {
-                        decode_dense(&self.model.vae.geo_decoder, &kv, &opts, || true)
+                        decode_dense(&self.model.vae.geo_decoder, &kv, &opts, keep_going)
                     }
                     VolumeDecoding::Hierarchical => {
-                        decode_hierarchical(&self.model.vae.geo_decoder, &kv, &opts, || true)
+                        decode_hierarchical(&self.model.vae.geo_decoder, &kv, &opts, keep_going)
+                    }
+                };
+                drop(spans);
+                match v {
+                    Ok(v) => v,
+                    Err(_) => {
+                        for &p in &members {
+                            out[p] = Some(Err(ShapeError::Stopped));
+                        }
+                        continue;
                     }
                 }
-                .map_err(|_| engine_error("volume decoding stopped"))?;
-                drop(spans);
-                v
             };
             for (&p, volume) in members.iter().zip(volumes) {
                 let req = &batch[valid[p]];
@@ -324,7 +361,16 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 if self.settings.close_at_box {
                     close_at_box(&mut volume);
                 }
-                let mut mesh = marching_cubes(&volume, 0.0);
+                if req.control.should_stop() {
+                    out[p] = Some(Err(ShapeError::Stopped));
+                    continue;
+                }
+                let Some(mut mesh) =
+                    marching_cubes_until(&volume, 0.0, || !req.control.should_stop())
+                else {
+                    out[p] = Some(Err(ShapeError::Stopped));
+                    continue;
+                };
                 if mesh.is_empty() {
                     out[p] = Some(Err(ShapeError::EmptySurface {
                         reason: "the decoded occupancy has no surface inside the box".into(),

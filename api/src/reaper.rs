@@ -1,0 +1,54 @@
+//! The reaper: every `api.reaper_interval_ms`, running jobs whose worker's lease expired (the
+//! worker died, hung, or lost its database) go back to the queue through the outbox — or, when
+//! their attempts are used up, fail with `worker_lost` and their message is dead-lettered once
+//! with the reason; queued jobs untouched for `api.requeue_stale_after_s` are published again.
+//! The statements claim their rows, so every API replica runs a reaper safely.
+
+use orfeas_vocab::ErrorCode;
+
+use crate::state::AppState;
+
+/// Jobs handled per pass.
+const REAP_BATCH: i64 = 100;
+
+pub async fn run(state: AppState) {
+    let interval = state.config.api.reaper_interval;
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(e) = pass(&state).await {
+            tracing::debug!(error = %e, "reaper: database unavailable");
+        }
+    }
+}
+
+async fn pass(state: &AppState) -> Result<(), orfeas_shared::db::DbError> {
+    let reaped = state.db.reap_expired(REAP_BATCH).await?;
+    for id in &reaped.requeued {
+        tracing::warn!(job = %id, "reaper: the worker's lease expired; job back in the queue");
+    }
+    for id in &reaped.canceled {
+        tracing::info!(job = %id, "reaper: the worker's lease expired; pending cancel applied");
+    }
+    for lost in &reaped.lost {
+        tracing::warn!(job = %lost.message.job_id, reason = %lost.reason, "reaper: job failed");
+        let published = state
+            .publisher
+            .publish_dead_letter(&lost.message, ErrorCode::WorkerLost.as_str(), &lost.reason)
+            .await;
+        if let Err(e) = published {
+            // The job's state is recorded; the dead letter is for inspection.
+            tracing::warn!(job = %lost.message.job_id, error = %e, "reaper: dead letter not published");
+        }
+    }
+    let stale = state
+        .db
+        .republish_stale(state.config.api.requeue_stale_after, REAP_BATCH)
+        .await?;
+    if stale > 0 {
+        tracing::warn!(
+            jobs = stale,
+            "reaper: queued jobs untouched for long; publishing again"
+        );
+    }
+    Ok(())
+}
