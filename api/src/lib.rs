@@ -2,9 +2,11 @@
 //! one error → response mapping, the outbox relay, operator read-outs and the OpenAPI document.
 //! It never touches the pipeline (and never links burn).
 //!
-//! Layout: [`startup`] builds the [`AppState`]; [`upload`] parses submissions; [`service`] is the
-//! jobs service; [`routes`] the handlers; [`outbox`] the relay and confirm marker; [`views`] the
-//! response bodies; [`error`] the one error type; [`openapi`] the document.
+//! Layout: [`startup`] builds the [`AppState`]; [`http`] is the server loop and its limits;
+//! [`upload`] parses submissions; [`service`] is the jobs service; [`routes`] the handlers;
+//! [`outbox`] the relay and confirm marker; [`reaper`] recovers lost workers' jobs and runs
+//! retention; [`views`] the response bodies; [`error`] the one error type; [`openapi`] the
+//! document.
 
 pub mod error;
 pub mod http;
@@ -142,6 +144,7 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let relay = tokio::spawn(outbox::relay(state.clone()));
     let reaper = tokio::spawn(reaper::run(state.clone()));
+    let retention = tokio::spawn(reaper::retention(state.clone()));
     let a = &state.config.api;
     let limits = http::Limits {
         max_connections: a.max_connections,
@@ -151,6 +154,7 @@ pub async fn serve(
     let result = http::serve(listener, router(state), limits, shutdown).await;
     relay.abort();
     reaper.abort();
+    retention.abort();
     Ok(result?)
 }
 

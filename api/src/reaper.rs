@@ -2,7 +2,8 @@
 //! worker died, hung, or lost its database) go back to the queue through the outbox — or, when
 //! their attempts are used up, fail with `worker_lost` and their message is dead-lettered once
 //! with the reason; queued jobs untouched for `api.requeue_stale_after_s` are published again.
-//! The statements claim their rows, so every API replica runs a reaper safely.
+//! The statements claim their rows, so every API replica runs a reaper safely. Retention runs
+//! beside it ([`retention`]).
 
 use orfeas_vocab::ErrorCode;
 
@@ -51,4 +52,24 @@ async fn pass(state: &AppState) -> Result<(), orfeas_shared::db::DbError> {
         );
     }
     Ok(())
+}
+
+/// Retention: a pass (rollups, expired jobs, orphan inputs) every `retention.interval_s`; one
+/// process at a time does the work (the pass takes a PostgreSQL advisory lock).
+pub async fn retention(state: AppState) {
+    let policy = state.config.retention.policy();
+    loop {
+        tokio::time::sleep(state.config.retention.interval).await;
+        match orfeas_shared::retention::gc_pass(&state.db, state.store.as_ref(), &policy).await {
+            Ok(r) if r.skipped => tracing::debug!("retention: another process holds the pass"),
+            Ok(r) => tracing::info!(
+                hours_rolled_up = r.hours_rolled_up,
+                jobs_deleted = r.jobs_deleted,
+                objects_deleted = r.objects_deleted,
+                orphan_inputs_deleted = r.orphan_inputs_deleted,
+                "retention pass"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+        }
+    }
 }

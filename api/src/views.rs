@@ -46,6 +46,8 @@ pub struct OutputLink {
     #[schema(example = "glb")]
     pub format: &'static str,
     pub url: String,
+    /// SHA-256 (hex) of the stored file, to verify a download.
+    pub sha256: Option<String>,
     pub content_type: String,
 }
 
@@ -102,11 +104,13 @@ impl JobView {
         let outputs = if job.status == JobStatus::Succeeded {
             job.outputs
                 .iter()
-                .map(|&a| OutputLink {
+                .enumerate()
+                .map(|(i, &a)| OutputLink {
                     artifact: a,
                     format: a.extension(),
                     url: format!("{base}/outputs/{a}"),
                     content_type: a.content_type().to_owned(),
+                    sha256: job.output_sha256.get(i).cloned(),
                 })
                 .collect()
         } else {

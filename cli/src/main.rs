@@ -27,6 +27,8 @@ enum Command {
     Worker(ConfigArgs),
     /// Create the database if needed and apply the migrations.
     Migrate(ConfigArgs),
+    /// One retention pass: roll up the ledger, delete expired jobs and orphan inputs.
+    Gc(ConfigArgs),
 }
 
 type ServiceFuture = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
@@ -65,6 +67,9 @@ fn main() -> ExitCode {
         }
         Command::Migrate(args) => run_service(&args, "orfeas-migrate", |c| {
             Box::pin(async move { serve::migrate(&c).await })
+        }),
+        Command::Gc(args) => run_service(&args, "orfeas-gc", |c| {
+            Box::pin(async move { serve::gc(&c).await })
         }),
         #[cfg(feature = "generate")]
         Command::Generate(args) => orfeas::generate::main(&args),

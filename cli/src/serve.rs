@@ -55,6 +55,25 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One retention pass (rollups, expired jobs, orphan inputs), for cron; prints what it did.
+pub async fn gc(config: &Config) -> anyhow::Result<()> {
+    let db = Db::connect_lazy(&config.database.url, 2)?;
+    db.check_schema().await?;
+    let store = orfeas_shared::storage::build(&config.storage)?;
+    let r =
+        orfeas_shared::retention::gc_pass(&db, store.as_ref(), &config.retention.policy()).await?;
+    let text = if r.skipped {
+        "another process is running a retention pass; nothing done\n".to_owned()
+    } else {
+        format!(
+            "hours rolled up: {}\njobs deleted: {}\nobjects deleted: {}\norphan inputs deleted: {}\n",
+            r.hours_rolled_up, r.jobs_deleted, r.objects_deleted, r.orphan_inputs_deleted
+        )
+    };
+    std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
+    Ok(())
+}
+
 #[cfg(feature = "api")]
 pub async fn api(config: Config) -> anyhow::Result<()> {
     let listen = config.api.listen;

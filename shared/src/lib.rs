@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod performance;
 pub mod queue;
+pub mod retention;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

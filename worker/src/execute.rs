@@ -11,9 +11,10 @@ use chrono::Utc;
 use object_store::ObjectStoreExt;
 use orfeas_pipeline::error::ShapeError;
 use orfeas_pipeline::{JobOptions, PipelineError, Stage};
-use orfeas_shared::db::{JobEnd, MemoryFigure, StageRecord, StartOutcome};
+use orfeas_shared::db::{JobEnd, MemoryFigure, StageRecord, StartOutcome, StoredOutput};
 use orfeas_shared::{storage, telemetry};
-use orfeas_vocab::{Artifact, ErrorCode, JobStatus};
+use orfeas_vocab::{ErrorCode, JobStatus};
+use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::broker::{Broker, Incoming};
@@ -297,15 +298,16 @@ impl Worker {
             }
             Err(e) => return Err(Failure::from(&e)),
         };
-        let mut stored: Vec<Artifact> = Vec::new();
+        let mut stored: Vec<StoredOutput> = Vec::new();
         for (artifact, bytes) in output.files {
+            let sha256 = format!("{:x}", Sha256::digest(&bytes));
             storage::put(
                 self.store.as_ref(),
                 &storage::output_key(w.job_id, artifact),
                 bytes.into(),
             )
             .await?;
-            stored.push(artifact);
+            stored.push(StoredOutput { artifact, sha256 });
         }
         let owned = self
             .db

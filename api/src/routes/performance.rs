@@ -20,7 +20,8 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct WindowQuery {
-    /// How far back: `30m`, `6h`, `24h` (default), `7d`, or seconds; at most 90 days.
+    /// How far back: `30m`, `6h`, `24h` (default), `30d`, or seconds; at most 400 days. Up to
+    /// two days from the raw ledger, longer from the hourly rollups.
     pub window: Option<String>,
 }
 

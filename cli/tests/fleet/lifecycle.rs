@@ -79,6 +79,13 @@ async fn submit_run_and_download_every_format() {
         assert_eq!(ct, out["content_type"].as_str().expect("ct"));
         let bytes = resp.bytes().await.expect("body");
         assert!(bytes.len() > 1000);
+        // The download is what the finishing attempt stored and recorded.
+        use sha2::Digest;
+        assert_eq!(
+            out["sha256"].as_str(),
+            Some(format!("{:x}", sha2::Sha256::digest(&bytes)).as_str()),
+            "{out}"
+        );
         if out["artifact"] == "cutout" {
             // The preprocessed 512² image with the object mask as alpha.
             assert_eq!(ct, "image/png");

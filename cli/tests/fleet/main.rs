@@ -15,4 +15,5 @@ mod env;
 mod failures;
 mod lifecycle;
 mod operator;
+mod retention;
 mod traces;

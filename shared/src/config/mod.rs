@@ -50,6 +50,42 @@ pub struct Config {
     pub api: ApiConfig,
     pub worker: WorkerConfig,
     pub telemetry: TelemetryConfig,
+    pub retention: RetentionConfig,
+}
+
+/// What is kept, and for how long.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Finished jobs, their stage rows, inputs and outputs are deleted this many days after they
+    /// finished (their hourly rollups stay); 0: kept forever.
+    pub finished_jobs_days: u32,
+    /// Inputs no job names (an API that died mid-submission) are deleted once this old.
+    #[serde(rename = "orphan_inputs_after_s", with = "seconds")]
+    pub orphan_inputs_after: Duration,
+    /// How often the API runs a pass (rollups, then deletions); `orfeas gc` runs one.
+    #[serde(rename = "interval_s", with = "seconds")]
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            finished_jobs_days: 30,
+            orphan_inputs_after: Duration::from_secs(3_600),
+            interval: Duration::from_secs(3_600),
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn policy(&self) -> crate::retention::RetentionPolicy {
+        crate::retention::RetentionPolicy {
+            finished_jobs: (self.finished_jobs_days > 0)
+                .then(|| Duration::from_secs(u64::from(self.finished_jobs_days) * 86_400)),
+            orphan_inputs_after: self.orphan_inputs_after,
+        }
+    }
 }
 
 /// Span export; off unless an endpoint is set.

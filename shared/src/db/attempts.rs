@@ -37,10 +37,17 @@ pub enum StartOutcome {
     Skip(Option<JobStatus>),
 }
 
+/// An artifact the attempt stored, with the SHA-256 (hex) of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOutput {
+    pub artifact: Artifact,
+    pub sha256: String,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobEnd {
-    Succeeded { outputs: Vec<Artifact> },
+    Succeeded { outputs: Vec<StoredOutput> },
     Failed { code: ErrorCode, message: String },
     Canceled,
 }
@@ -223,6 +230,10 @@ impl Db {
         end: &JobEnd,
         stages: &[StageRecord],
     ) -> Result<bool, DbError> {
+        let digests: Vec<&str> = match end {
+            JobEnd::Succeeded { outputs } => outputs.iter().map(|o| o.sha256.as_str()).collect(),
+            _ => Vec::new(),
+        };
         let (status, code, message, outputs): (
             JobStatus,
             Option<ErrorCode>,
@@ -233,7 +244,7 @@ impl Db {
                 JobStatus::Succeeded,
                 None,
                 None,
-                outputs.iter().map(|a| a.as_str()).collect(),
+                outputs.iter().map(|o| o.artifact.as_str()).collect(),
             ),
             JobEnd::Failed { code, message } => (
                 JobStatus::Failed,
@@ -251,6 +262,7 @@ impl Db {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET status = $3, error_code = $4, error_message = $5, outputs = $6, \
+             output_sha256 = $8, \
              progress = CASE WHEN $3 = 'succeeded'::job_status THEN 100 ELSE progress END, \
              stage = CASE WHEN $3 = 'succeeded'::job_status THEN NULL ELSE stage END, \
              lease_expires_at = NULL, outage_since = NULL, finished_at = now(), updated_at = now() \
@@ -263,6 +275,7 @@ impl Db {
         .bind(message)
         .bind(&outputs)
         .bind(owner)
+        .bind(&digests)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

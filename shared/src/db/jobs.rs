@@ -26,6 +26,9 @@ pub struct JobRecord {
     pub error_message: Option<String>,
     /// The artifacts stored under `outputs/{id}/` (the job's outputs manifest).
     pub outputs: Vec<Artifact>,
+    /// The SHA-256 (hex) of each output, in the order of `outputs` (empty for jobs finished
+    /// before digests were recorded).
+    pub output_sha256: Vec<String>,
     pub enqueued_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -76,7 +79,7 @@ macro_rules! job_columns {
     () => {
         "id, status, spec, input_key, input_bytes, stage, progress, attempt, worker_id, \
          cancel_requested, error_code, error_message, outputs, enqueued_at, created_at, \
-         started_at, finished_at, lease_expires_at, counted_attempts, outage_since"
+         started_at, finished_at, lease_expires_at, counted_attempts, outage_since, output_sha256"
     };
 }
 
@@ -106,6 +109,7 @@ pub(super) fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord, DbE
         error_code: row.try_get("error_code")?,
         error_message: row.try_get("error_message")?,
         outputs,
+        output_sha256: row.try_get("output_sha256")?,
         enqueued_at: row.try_get("enqueued_at")?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,

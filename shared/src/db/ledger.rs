@@ -8,6 +8,9 @@ use sqlx::Row;
 use super::{Db, DbError};
 use crate::performance::{Durations, LedgerFigures, StageShare, Summary, Window};
 
+/// The longest window answered from raw rows.
+pub const RAW_SUMMARY_MAX: std::time::Duration = std::time::Duration::from_secs(2 * 86_400);
+
 /// One ledger row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageRecord {
@@ -75,9 +78,20 @@ impl Db {
             .collect()
     }
 
+    /// The operator summary of the last `window`: from the raw ledger up to
+    /// [`RAW_SUMMARY_MAX`] (exact percentiles), from the hourly rollups beyond (retention may
+    /// have deleted the raw rows; percentiles are histogram estimates).
+    pub async fn summary(&self, window: Window) -> Result<Summary, DbError> {
+        if window.seconds() > RAW_SUMMARY_MAX.as_secs() as i64 {
+            self.summary_from_rollups(window).await
+        } else {
+            self.summary_from_rows(window).await
+        }
+    }
+
     /// The ledger over the last `window`: per-job durations and queue waits (percentiles in
     /// SQL), per-stage shares, failures by code and the succeeded jobs' average options.
-    pub async fn summary(&self, window: Window) -> Result<Summary, DbError> {
+    async fn summary_from_rows(&self, window: Window) -> Result<Summary, DbError> {
         let pool = self.pool();
         let secs = window.seconds() as f64;
         let per_job = sqlx::query(

@@ -14,6 +14,8 @@ pub mod ledger;
 pub mod memory;
 pub mod outbox;
 pub mod reaper;
+pub mod retention;
+pub mod rollup;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,12 +23,13 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-pub use attempts::{JobEnd, Requeued, StartOutcome};
+pub use attempts::{JobEnd, Requeued, StartOutcome, StoredOutput};
 pub use jobs::{CancelOutcome, InsertOutcome, JobRecord, NewJob};
 pub use ledger::StageRecord;
 pub use memory::MemoryFigure;
 pub use outbox::OutboxEntry;
 pub use reaper::{Lost, Reaped};
+pub use retention::Expired;
 
 /// The embedded migrations of `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

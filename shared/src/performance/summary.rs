@@ -10,14 +10,15 @@ use orfeas_vocab::{ErrorCode, Stage};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// How far back a summary looks: one minute to 90 days.
+/// How far back a summary looks: one minute to 400 days (longer than two days is answered from
+/// the hourly rollups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window(i64);
 
 impl Window {
     pub const DEFAULT: Window = Window(86_400);
     const MIN_SECONDS: i64 = 60;
-    const MAX_SECONDS: i64 = 90 * 86_400;
+    const MAX_SECONDS: i64 = 400 * 86_400;
 
     pub fn seconds(self) -> i64 {
         self.0
@@ -45,7 +46,7 @@ impl FromStr for Window {
         };
         let secs = n.saturating_mul(unit_seconds);
         if !(Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(&secs) {
-            return Err("`window` must be between 1 minute and 90 days".into());
+            return Err("`window` must be between 1 minute and 400 days".into());
         }
         Ok(Window(secs))
     }
@@ -274,7 +275,7 @@ mod tests {
         assert_eq!(w("7d"), Ok(604_800));
         assert_eq!(w("600"), Ok(600));
         assert_eq!(Window::DEFAULT.seconds(), 86_400);
-        for bad in ["", "x", "5y", "10s", "100d", "-1h", "99999999999999999d"] {
+        for bad in ["", "x", "5y", "10s", "401d", "-1h", "99999999999999999d"] {
             assert!(bad.parse::<Window>().is_err(), "{bad}");
         }
     }
