@@ -52,9 +52,9 @@ started=$(date +%s)
 ids=()
 for n in $(seq 1 "$jobs"); do
   img=(samples/star.png samples/vase.png samples/apple.jpg)
-  res=$(( 64 + 32 * (n % 4) ))
+  res=$(( 192 + 64 * (n % 4) ))
   id=$(curl -s -F "image=@${img[$((n % 3))]}" -F "options={\"octree_resolution\": $res, \"formats\": [\"glb\", \"stl\"]}" \
-       "http://127.0.0.1:$port/api/jobs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+       "http://127.0.0.1:$port/api/jobs" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
   ids+=("$id")
 done
 echo "submitted $jobs jobs in $(( $(date +%s) - started )) s"
