@@ -39,6 +39,7 @@ cleanup() {
   rabbitmqctl -q start_app > /dev/null 2>&1 || true
   pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start > /dev/null 2>&1 || true
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" > /dev/null 2>&1 || true
+  rabbitmqctl -q list_queues name 2>/dev/null | grep -F "orfeas.$tag" | xargs -r -n1 rabbitmqctl -q delete_queue > /dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -56,7 +56,13 @@ if ! port_open 5672; then
   wait_port 5672
 fi
 rabbitmqctl -q await_startup
-echo "PostgreSQL, Redis and RabbitMQ are up"
+# The management API: the broker backstop's policies are applied through it.
+if ! port_open 15672; then
+  rabbitmq-plugins -q enable rabbitmq_management > /dev/null
+  wait_port 15672
+fi
+export ORFEAS_TEST_AMQP_MANAGEMENT="http://guest:guest@127.0.0.1:15672"
+echo "PostgreSQL, Redis and RabbitMQ (with its management API) are up"
 
 step "S3-compatible server (s3s-fs 0.14.1)"
 s3bin="$tools/s3s/bin/s3s-fs"

@@ -52,6 +52,19 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         )
     })?;
     tracing::info!("database is up to date");
+    match &config.amqp.management_url {
+        Some(url) => {
+            orfeas_shared::queue::policy::apply(config, url).await?;
+            tracing::info!("RabbitMQ backstop policies applied");
+        }
+        None => {
+            let commands = orfeas_shared::queue::policy::rabbitmqctl_commands(config);
+            tracing::warn!(
+                "amqp.management_url is off: apply the jobs queues' backstop policies with\n{}",
+                commands.join("\n")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod validate;
 #[allow(dead_code)]
 mod env;
 
+mod backstop;
 mod cancel;
 mod crashes;
 mod duplicates;

@@ -97,6 +97,12 @@ impl Config {
                 "api.header_timeout_ms, api.body_timeout_ms and api.reaper_interval_ms must be positive",
             ));
         }
+        if self.amqp.delivery_limit <= w.max_attempts {
+            return Err(invalid(
+                "amqp.delivery_limit",
+                "must exceed worker.max_attempts (the broker's limit is a backstop behind PostgreSQL's count)",
+            ));
+        }
         if self.amqp.queue.is_empty() {
             return Err(invalid("amqp.queue", "must not be empty"));
         }

@@ -111,6 +111,13 @@ pub struct AmqpConfig {
     pub url: String,
     /// The `inflate` jobs queue; other engines' queues, `.retry` and `.dlq` derive from it.
     pub queue: String,
+    /// The management API (`http://user:password@host:15672`) through which `orfeas migrate`
+    /// applies the jobs queues' backstop policies; off: it prints the `rabbitmqctl` commands.
+    #[serde(deserialize_with = "off_or")]
+    pub management_url: Option<String>,
+    /// Deliveries after which the broker dead-letters a message by itself (a backstop above
+    /// `worker.max_attempts`; PostgreSQL counts the attempts).
+    pub delivery_limit: u32,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -275,6 +282,8 @@ impl Default for AmqpConfig {
         AmqpConfig {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             queue: "orfeas.jobs".into(),
+            management_url: None,
+            delivery_limit: 20,
         }
     }
 }

@@ -54,6 +54,10 @@ impl fmt::Debug for Config {
             .field("database.max_connections", &self.database.max_connections)
             .field("amqp.url", &redact_url(&self.amqp.url))
             .field("amqp.queue", &self.amqp.queue)
+            .field(
+                "amqp.management_url",
+                &self.amqp.management_url.as_deref().map(redact_url),
+            )
             .field("redis.url", &redact_url(&self.redis.url))
             .field("storage", &self.storage)
             .field("api.listen", &self.api.listen)

@@ -2,6 +2,8 @@
 //! dead-letter their messages back to it, and a dead-letter queue), a publisher with mandatory,
 //! confirmed publishes, and consumers.
 
+pub mod policy;
+
 use std::time::Duration;
 
 use lapin::options::{
