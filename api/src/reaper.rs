@@ -54,12 +54,18 @@ async fn pass(state: &AppState) -> Result<(), orfeas_shared::db::DbError> {
     Ok(())
 }
 
-/// Retention: a pass (rollups, expired jobs, orphan inputs) every `retention.interval_s`; one
-/// process at a time does the work (the pass takes a PostgreSQL advisory lock).
+/// Retention: a pass (rollups, expired jobs, orphan inputs) at start and then every
+/// `retention.interval_s`; one process at a time does the work (the pass takes a PostgreSQL
+/// advisory lock). The pass at start catches up the rollups of an upgraded deployment's history
+/// in the background, so the first long-window summary does not do it in the request.
 pub async fn retention(state: AppState) {
     let policy = state.config.retention.policy();
+    let mut first = true;
     loop {
-        tokio::time::sleep(state.config.retention.interval).await;
+        if !first {
+            tokio::time::sleep(state.config.retention.interval).await;
+        }
+        first = false;
         match orfeas_shared::retention::gc_pass(&state.db, state.store.as_ref(), &policy).await {
             Ok(r) if r.skipped => tracing::debug!("retention: another process holds the pass"),
             Ok(r) => tracing::info!(
