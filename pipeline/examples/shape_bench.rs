@@ -175,9 +175,9 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> String {
             opts.min_resolution = 16;
         }
         let volumes = if args.hierarchical {
-            decode_hierarchical(&model.vae.geo_decoder, &kv, &opts, || true)
+            decode_hierarchical(&model.vae.geo_decoder, &kv, &opts, |_, _| true)
         } else {
-            decode_dense(&model.vae.geo_decoder, &kv, &opts, || true)
+            decode_dense(&model.vae.geo_decoder, &kv, &opts, |_, _| true)
         }
         .expect("not stopped");
         let t3 = Instant::now();

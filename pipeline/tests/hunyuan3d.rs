@@ -281,9 +281,9 @@ fn batched_decoding_equals_one_by_one() {
     for hierarchical in [false, true] {
         let decode = |kv: &DecoderKv<B>| {
             if hierarchical {
-                decode_hierarchical(&model.vae.geo_decoder, kv, &opts, || true).unwrap()
+                decode_hierarchical(&model.vae.geo_decoder, kv, &opts, |_, _| true).unwrap()
             } else {
-                decode_dense(&model.vae.geo_decoder, kv, &opts, || true).unwrap()
+                decode_dense(&model.vae.geo_decoder, kv, &opts, |_, _| true).unwrap()
             }
         };
         let together = decode(&kv);
@@ -343,7 +343,7 @@ fn check_vae<Bk: Backend>(device: &Bk::Device, tol: f32) {
         &model.vae.geo_decoder,
         &kv,
         &VolumeOptions::new(16, 1000),
-        || true,
+        |_, _| true,
     )
     .unwrap();
     let got: Vec<f32> = vols.iter().flat_map(|v| v.data.iter().copied()).collect();
@@ -353,7 +353,7 @@ fn check_vae<Bk: Backend>(device: &Bk::Device, tol: f32) {
     // Hierarchical R = 32 from 8, both shapes in one batch (upstream: one at a time).
     let mut opts = VolumeOptions::new(32, 1000);
     opts.min_resolution = 8;
-    let vols = decode_hierarchical(&model.vae.geo_decoder, &kv, &opts, || true).unwrap();
+    let vols = decode_hierarchical(&model.vae.geo_decoder, &kv, &opts, |_, _| true).unwrap();
     for (b, vol) in vols.iter().enumerate() {
         let want = fx.values(&format!("vol.hier32.{b}"));
         let pattern_diff = vol
@@ -679,7 +679,7 @@ fn engine_end_to_end_matches_the_reference_pipeline() {
         &model.vae.geo_decoder,
         &kv,
         &VolumeOptions::new(64, 8000),
-        || true,
+        |_, _| true,
     )
     .unwrap()
     .remove(0);

@@ -1,7 +1,7 @@
 //! The ORFEAS vocabulary: the names every layer shares, defined once — pipeline stages and the
 //! sub-steps of `shape_generation`, the artifacts a job produces, engines, devices, dtypes,
-//! volume decoding, background modes, job ids, statuses, specifications and queue messages, and
-//! the one error-code table with each code's HTTP status and retry class.
+//! volume decoding, background modes, job ids, statuses, job events, specifications and queue
+//! messages, and the one error-code table with each code's HTTP status and retry class.
 //!
 //! It depends on serde, uuid and chrono only; the `sqlx` and `openapi` features add the
 //! PostgreSQL and OpenAPI impls that the service crates need (the orphan rule keeps them here),
@@ -12,6 +12,7 @@ mod names;
 pub mod artifact;
 pub mod compute;
 pub mod error_code;
+pub mod event;
 pub mod job;
 pub mod message;
 pub mod options;
@@ -21,6 +22,7 @@ pub mod stage;
 pub use artifact::{Artifact, MeshFormat};
 pub use compute::{Device, Dtype, Engine, UnknownDevice, VolumeDecoding};
 pub use error_code::{ErrorCode, RetryClass};
+pub use event::{JobEvent, JobEventData, JobEventKind, overall_percent};
 pub use job::{JobId, JobStatus};
 pub use message::{JobMessage, MessageError};
 pub use names::UnknownName;

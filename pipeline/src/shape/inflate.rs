@@ -44,7 +44,13 @@ fn inflate_one(req: &ShapeRequest<'_>) -> Result<GeneratedShape, ShapeError> {
     };
     req.control.progress(ShapeStep::VolumeDecoding, 1, 1);
     let mut mesh = step_span(ShapeStep::SurfaceExtraction, &req.span)
-        .in_scope(|| marching_cubes_until(&volume, 0.0, || !req.control.should_stop()))
+        .in_scope(|| {
+            marching_cubes_until(&volume, 0.0, |layer, layers| {
+                req.control
+                    .progress(ShapeStep::SurfaceExtraction, layer, layers);
+                !req.control.should_stop()
+            })
+        })
         .ok_or(ShapeError::Stopped)?;
     if mesh.is_empty() {
         return Err(ShapeError::EmptySurface {

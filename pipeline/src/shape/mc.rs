@@ -186,14 +186,15 @@ struct Caches {
 
 /// Extracts the `level` iso-surface. Positions are in grid-index units.
 pub fn marching_cubes(vol: &Volume, level: f32) -> Mesh {
-    marching_cubes_until(vol, level, || true).unwrap_or_default()
+    marching_cubes_until(vol, level, |_, _| true).unwrap_or_default()
 }
 
-/// [`marching_cubes`], asking `keep_going` before each layer of cubes; `None` when it said stop.
+/// [`marching_cubes`], asking `keep_going(layers_done, layers)` before each layer of cubes (and
+/// once after the last); `None` when it said stop.
 pub fn marching_cubes_until(
     vol: &Volume,
     level: f32,
-    keep_going: impl Fn() -> bool,
+    mut keep_going: impl FnMut(usize, usize) -> bool,
 ) -> Option<Mesh> {
     let [n0, n1, n2] = vol.dims;
     let mut mesh = Mesh::default();
@@ -221,8 +222,9 @@ pub fn marching_cubes_until(
         e2: [vec![EMPTY; plane], vec![EMPTY; plane]],
     };
 
-    for i in 0..n0 - 1 {
-        if !keep_going() {
+    let layers = n0 - 1;
+    for i in 0..layers {
+        if !keep_going(i, layers) {
             return None;
         }
         let nan_hi = classify(i + 1, &mut in_hi);
@@ -276,7 +278,7 @@ pub fn marching_cubes_until(
         std::mem::swap(&mut in_lo, &mut in_hi);
         nan_lo = nan_hi;
     }
-    Some(mesh)
+    keep_going(layers, layers).then_some(mesh)
 }
 
 /// Returns (creating it on first use) the vertex on edge `e` of cube `(i, j, k)`.

@@ -264,6 +264,9 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 .encode(&pixels, valid.len(), size, size)
                 .map_err(engine_error)?;
             drop(spans);
+            for &i in valid {
+                batch[i].control.progress(ShapeStep::Conditioning, 1, 1);
+            }
             tokens
         };
 
@@ -334,7 +337,12 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 opts.min_resolution = self.settings.min_resolution;
                 let group_reqs: Vec<&ShapeRequest<'_>> =
                     members.iter().map(|&p| &batch[valid[p]]).collect();
-                let keep_going = || !all_stopped(group_reqs.iter().copied());
+                let keep_going = |done: usize, chunks: usize| {
+                    for r in &group_reqs {
+                        r.control.progress(ShapeStep::VolumeDecoding, done, chunks);
+                    }
+                    !all_stopped(group_reqs.iter().copied())
+                };
                 let v = match self.settings.decoding {
                     VolumeDecoding::Dense => {
                         decode_dense(&self.model.vae.geo_decoder, &kv, &opts, keep_going)
@@ -365,9 +373,11 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                     out[p] = Some(Err(ShapeError::Stopped));
                     continue;
                 }
-                let Some(mut mesh) =
-                    marching_cubes_until(&volume, 0.0, || !req.control.should_stop())
-                else {
+                let Some(mut mesh) = marching_cubes_until(&volume, 0.0, |layer, layers| {
+                    req.control
+                        .progress(ShapeStep::SurfaceExtraction, layer, layers);
+                    !req.control.should_stop()
+                }) else {
                     out[p] = Some(Err(ShapeError::Stopped));
                     continue;
                 };

@@ -69,13 +69,13 @@ pub fn levels(resolution: usize, min_resolution: usize) -> Vec<usize> {
     out
 }
 
-/// Decodes every point of the `(R+1)³` grid for each shape of `kv`. `on_chunk` runs after each
-/// decoder call; returning false stops.
+/// Decodes every point of the `(R+1)³` grid for each shape of `kv`. `on_chunk(done, chunks)`
+/// runs after each decoder call; returning false stops.
 pub fn decode_dense<B: Backend>(
     geo: &GeometryDecoder<B>,
     kv: &DecoderKv<B>,
     opts: &VolumeOptions,
-    mut on_chunk: impl FnMut() -> bool,
+    mut on_chunk: impl FnMut(usize, usize) -> bool,
 ) -> Result<Vec<Volume>, Stopped> {
     let r = opts.resolution;
     let axis = grid_axis(r, opts.bounds);
@@ -83,6 +83,8 @@ pub fn decode_dense<B: Backend>(
     let total = n * n * n;
     let batch = kv.batch();
     let mut data: Vec<Vec<f32>> = (0..batch).map(|_| Vec::with_capacity(total)).collect();
+    let chunks = total.div_ceil(opts.num_chunks.max(1));
+    let mut done = 0;
     let mut start = 0;
     while start < total {
         let len = opts.num_chunks.min(total - start);
@@ -94,7 +96,8 @@ pub fn decode_dense<B: Backend>(
             d.extend_from_slice(&logits[b * len..(b + 1) * len]);
         }
         start += len;
-        if !on_chunk() {
+        done += 1;
+        if !on_chunk(done, chunks) {
             return Err(Stopped);
         }
     }
@@ -175,13 +178,15 @@ fn dilate(mask: &[bool], n: usize) -> Vec<bool> {
     cur
 }
 
-/// Hierarchical decoding for each shape of `kv` (see the module documentation). `on_chunk` runs
-/// after each decoder call; returning false stops.
+/// Hierarchical decoding for each shape of `kv` (see the module documentation).
+/// `on_chunk(done, chunks)` runs after each decoder call, counting the chunks of the level being
+/// decoded (the finer levels' counts are known only once the coarser one is done); returning
+/// false stops.
 pub fn decode_hierarchical<B: Backend>(
     geo: &GeometryDecoder<B>,
     kv: &DecoderKv<B>,
     opts: &VolumeOptions,
-    mut on_chunk: impl FnMut() -> bool,
+    mut on_chunk: impl FnMut(usize, usize) -> bool,
 ) -> Result<Vec<Volume>, Stopped> {
     let lv = levels(opts.resolution, opts.min_resolution);
     let coarse = VolumeOptions {
@@ -267,7 +272,7 @@ pub fn decode_hierarchical<B: Backend>(
                     next[b][idx] = logits[row * width + p];
                 }
             }
-            if !on_chunk() {
+            if !on_chunk(c + 1, chunks) {
                 return Err(Stopped);
             }
         }
