@@ -5,10 +5,13 @@
 //! Layout: [`startup`] builds the [`AppState`]; [`http`] is the server loop and its limits;
 //! [`upload`] parses submissions; [`service`] is the jobs service; [`routes`] the handlers;
 //! [`outbox`] the relay and confirm marker; [`reaper`] recovers lost workers' jobs and runs
-//! retention; [`views`] the response bodies; [`error`] the one error type; [`openapi`] the
+//! retention and the queue estimates; [`events`] follows jobs' live events; [`auth`] checks
+//! keys, sessions and share links; [`webhooks`] delivers signed webhooks; [`views`] the response bodies; [`error`] the one error type; [`openapi`] the
 //! document.
 
+pub mod auth;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod openapi;
 pub mod outbox;
@@ -19,6 +22,7 @@ pub mod startup;
 pub mod state;
 pub mod upload;
 pub mod views;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -28,7 +32,7 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutBody;
 use tower_http::trace::TraceLayer;
 
-use routes::{jobs, ops, performance};
+use routes::{account, events as event_routes, jobs, ops, performance};
 pub use startup::build_state;
 pub use state::AppState;
 
@@ -48,9 +52,21 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .get(jobs::list_jobs),
         )
-        .route("/api/jobs/{id}", get(jobs::get_job))
+        .route(
+            "/api/jobs/{id}",
+            get(jobs::get_job).delete(jobs::delete_job),
+        )
+        .route("/api/jobs/{id}/share", post(account::share))
+        .route("/api/me", get(account::me))
+        .route(
+            "/api/session",
+            post(account::create_session).delete(account::end_session),
+        )
         .route("/api/jobs/{id}/outputs/{artifact}", get(jobs::get_output))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/jobs/{id}/events", get(event_routes::job_sse))
+        .route("/api/jobs/{id}/ws", get(event_routes::job_ws))
+        .route("/api/events", get(event_routes::many_sse))
         .route("/api/workers", get(ops::workers))
         .route("/api/performance/summary", get(performance::summary))
         .route(
@@ -61,8 +77,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(openapi::openapi))
-        .route("/metrics", get(ops::metrics))
         .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_request,
@@ -74,6 +93,25 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
+}
+
+/// Serves `/metrics` on `addr` (port 0 for any) until the process ends — its own listener, so
+/// it needs no key and is not exposed with the API; returns the bound address.
+pub async fn serve_metrics(
+    state: &AppState,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(ops::metrics))
+        .with_state(state.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "API metrics server stopped");
+        }
+    });
+    Ok(bound)
 }
 
 /// Counts and times every request by route template, method and status.
@@ -145,6 +183,8 @@ pub async fn serve(
     let relay = tokio::spawn(outbox::relay(state.clone()));
     let reaper = tokio::spawn(reaper::run(state.clone()));
     let retention = tokio::spawn(reaper::retention(state.clone()));
+    let estimates = tokio::spawn(reaper::estimates(state.clone()));
+    let webhooks = state.dispatcher.clone().map(|d| tokio::spawn(d.run()));
     let a = &state.config.api;
     let limits = http::Limits {
         max_connections: a.max_connections,
@@ -155,6 +195,10 @@ pub async fn serve(
     relay.abort();
     reaper.abort();
     retention.abort();
+    estimates.abort();
+    if let Some(w) = webhooks {
+        w.abort();
+    }
     Ok(result?)
 }
 

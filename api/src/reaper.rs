@@ -79,3 +79,19 @@ pub async fn retention(state: AppState) {
         }
     }
 }
+
+/// Run times recent enough to estimate a queued job's: the last six hours.
+const RUNS_WINDOW: std::time::Duration = std::time::Duration::from_secs(6 * 3_600);
+/// The engines' throughput is measured over the last quarter hour.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Refreshes the figures queue positions' ETAs are computed from, every
+/// `api.estimates_interval_s` (several replicas doing it is harmless: it is an upsert).
+pub async fn estimates(state: AppState) {
+    loop {
+        if let Err(e) = state.db.refresh_estimates(RUNS_WINDOW, RATE_WINDOW).await {
+            tracing::debug!(error = %e, "queue estimates not refreshed");
+        }
+        tokio::time::sleep(state.config.api.estimates_interval).await;
+    }
+}

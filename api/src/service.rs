@@ -6,16 +6,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use object_store::{GetResult, ObjectStore, ObjectStoreExt};
-use orfeas_shared::db::{CancelOutcome, Db, InsertOutcome, JobRecord, NewJob, StageRecord};
+use orfeas_shared::db::{
+    CancelOutcome, Db, DeliveryLog, InsertOutcome, JobRecord, NewJob, QueueEstimate, Quota,
+    QuotaHit, StageRecord,
+};
 use orfeas_shared::metrics::ApiMetrics;
 use orfeas_shared::queue::Publisher;
 use orfeas_shared::storage;
 use orfeas_vocab::{Artifact, Engine, ErrorCode, JobId, JobMessage, JobStatus};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::QueuedGauge;
 use crate::upload::Upload;
+use crate::webhooks::guard::{self, Network};
 
 /// What a submission led to.
 #[derive(Debug)]
@@ -40,6 +45,34 @@ pub struct Admission {
     pub engines: Vec<Engine>,
     /// More waiting jobs are refused with 429 (`api.max_queued_jobs`).
     pub max_queued_jobs: i64,
+    /// How long an Idempotency-Key names its job (`api.idempotency_ttl_s`).
+    pub idempotency_ttl: std::time::Duration,
+    /// Whether webhooks can be signed (`webhooks.secret` is set), and where they may go.
+    pub webhooks: Option<Arc<Vec<Network>>>,
+}
+
+/// The answer to a submission over its key's quota: when a slot may free up (a running job
+/// ends: a guess, so soon) or the day turns (exact).
+fn over_quota(hit: QuotaHit) -> ApiError {
+    match hit {
+        QuotaHit::Concurrent { limit } => ApiError::new(
+            ErrorCode::QuotaExceeded,
+            format!("this key may have {limit} jobs queued or running at once"),
+        )
+        .with_retry_after(5),
+        QuotaHit::Daily { limit } => {
+            let now = chrono::Utc::now();
+            let midnight = (now.date_naive() + chrono::Days::new(1))
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc())
+                .unwrap_or(now);
+            ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!("this key may submit {limit} jobs per day (UTC)"),
+            )
+            .with_retry_after((midnight - now).num_seconds().max(1) as u64)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +94,10 @@ impl JobsService {
         &self,
         upload: Upload,
         trace_context: HashMap<String, String>,
+        caller: &Principal,
     ) -> Result<Submitted, ApiError> {
+        let owner = caller.owner();
+        let ttl = self.admission.idempotency_ttl;
         let engine = upload.spec.engine;
         if !self.admission.engines.contains(&engine) {
             let enabled: Vec<&str> = self.admission.engines.iter().map(|e| e.as_str()).collect();
@@ -70,8 +106,21 @@ impl JobsService {
                 enabled.join(", ")
             )));
         }
+        if let Some(hook) = &upload.spec.webhook {
+            let Some(allow) = &self.admission.webhooks else {
+                return Err(ApiError::validation(
+                    "invalid option `webhook`: this deployment sends no webhooks (webhooks.secret is not set)",
+                ));
+            };
+            guard::resolve(&hook.url, allow)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::WebhookRefused, e.to_string()))?;
+        }
         if let Some(key) = &upload.idempotency_key
-            && let Some((job, hash)) = self.db.find_by_idempotency_key(key.as_str()).await?
+            && let Some((job, hash)) = self
+                .db
+                .find_by_idempotency_key(owner, key.as_str(), ttl)
+                .await?
         {
             return self.repeated(job, hash == upload.fingerprint).await;
         }
@@ -97,9 +146,18 @@ impl JobsService {
             idempotency_key: upload.idempotency_key.map(|k| k.as_str().to_owned()),
             request_hash: upload.fingerprint,
             trace_context,
+            owner,
         };
-        let job = match self.db.insert_job(&new).await {
+        let quota = caller.key.as_ref().map_or(Quota::default(), |k| Quota {
+            max_active: k.limits.max_concurrent,
+            daily: k.limits.quota_daily,
+        });
+        let job = match self.db.insert_job(&new, quota, ttl).await {
             Ok(InsertOutcome::Created(job)) => job,
+            Ok(InsertOutcome::OverQuota(hit)) => {
+                let _ = self.store.delete(&input_key).await;
+                return Err(over_quota(hit));
+            }
             Ok(InsertOutcome::Existing { job, same_request }) => {
                 // Lost a race with a concurrent request carrying the same key.
                 let _ = self.store.delete(&input_key).await;
@@ -139,19 +197,45 @@ impl JobsService {
     }
 
     /// A job and its ledger rows.
-    pub async fn get(&self, id: JobId) -> Result<(JobRecord, Vec<StageRecord>), ApiError> {
-        let job = self
-            .db
-            .get_job(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    pub async fn get(
+        &self,
+        id: JobId,
+        caller: &Principal,
+    ) -> Result<(JobRecord, Vec<StageRecord>), ApiError> {
+        let job = self.require(id, caller).await?;
         let stages = self.db.stage_records(id).await?;
         Ok((job, stages))
+    }
+
+    /// The job, if the caller may see it; 404 otherwise (another key's job is not there).
+    pub async fn require(&self, id: JobId, caller: &Principal) -> Result<JobRecord, ApiError> {
+        self.db
+            .get_job(id)
+            .await?
+            .filter(|j| caller.may_see(j.id, j.owner))
+            .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
+    }
+
+    /// The job's webhook deliveries (none when it asked for no webhook).
+    pub async fn deliveries(&self, job: &JobRecord) -> Result<Vec<DeliveryLog>, ApiError> {
+        if job.spec.webhook.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self.db.deliveries_of(job.id).await?)
+    }
+
+    /// Where a queued job stands in its engine's queue now (none for other jobs).
+    pub async fn queue_estimate(&self, job: &JobRecord) -> Result<Option<QueueEstimate>, ApiError> {
+        if job.status != JobStatus::Queued {
+            return Ok(None);
+        }
+        Ok(Some(self.db.queue_estimate(job.id).await?))
     }
 
     /// Newest first, `limit` (1–100) per page after `cursor`.
     pub async fn list(
         &self,
+        caller: &Principal,
         status: Option<JobStatus>,
         cursor: Option<JobId>,
         limit: i64,
@@ -159,7 +243,10 @@ impl JobsService {
         if !(1..=100).contains(&limit) {
             return Err(ApiError::bad_request("`limit` must be 1 to 100"));
         }
-        let mut jobs = self.db.list_jobs(status, cursor, limit + 1).await?;
+        let mut jobs = self
+            .db
+            .list_jobs(caller.visible_owner(), status, cursor, limit + 1)
+            .await?;
         let more = jobs.len() as i64 > limit;
         jobs.truncate(limit as usize);
         let next_cursor = if more {
@@ -171,7 +258,8 @@ impl JobsService {
     }
 
     /// A queued job never runs; a running one stops at its next stage boundary.
-    pub async fn cancel(&self, id: JobId) -> Result<JobRecord, ApiError> {
+    pub async fn cancel(&self, id: JobId, caller: &Principal) -> Result<JobRecord, ApiError> {
+        self.require(id, caller).await?;
         match self.db.request_cancel(id).await? {
             CancelOutcome::NotFound => Err(ApiError::not_found(format!("no job {id}"))),
             CancelOutcome::AlreadyTerminal(s) => {
@@ -185,13 +273,58 @@ impl JobsService {
         }
     }
 
+    /// Deletes a finished job's input and outputs from the object store, then marks it purged;
+    /// returns what remains and whether it was purged already.
+    pub async fn purge(
+        &self,
+        id: JobId,
+        caller: &Principal,
+    ) -> Result<(JobRecord, Vec<StageRecord>, bool), ApiError> {
+        if caller.only_job.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a share link cannot delete",
+            ));
+        }
+        let job = self.require(id, caller).await?;
+        let stages = self.db.stage_records(id).await?;
+        if job.purged_at.is_some() {
+            return Ok((job, stages, true));
+        }
+        if !job.status.is_terminal() {
+            return Err(ApiError::conflict(format!(
+                "job {id} is {}; cancel it first, then delete it",
+                job.status
+            )));
+        }
+        // Files first: if a deletion fails, the job is not marked and the request can be
+        // repeated.
+        let mut keys = vec![object_store::path::Path::from(job.input_key.as_str())];
+        keys.extend(job.outputs.iter().map(|&a| storage::output_key(id, a)));
+        for key in keys {
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(ApiError::unavailable(format!("storage: {e}"))),
+            }
+        }
+        let job = self.db.mark_purged(id).await?.unwrap_or(job);
+        Ok((job, stages, false))
+    }
+
     /// A finished job's artifact, streamed from the object store.
-    pub async fn output(&self, id: JobId, artifact: Artifact) -> Result<GetResult, ApiError> {
-        let job = self
-            .db
-            .get_job(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    pub async fn output(
+        &self,
+        id: JobId,
+        artifact: Artifact,
+        caller: &Principal,
+    ) -> Result<GetResult, ApiError> {
+        let job = self.require(id, caller).await?;
+        if job.purged_at.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::Gone,
+                format!("job {id}'s input and outputs were deleted by its owner"),
+            ));
+        }
         if job.status != JobStatus::Succeeded {
             return Err(ApiError::conflict(format!(
                 "job {id} is {}; outputs exist once it has succeeded",

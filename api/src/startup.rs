@@ -4,14 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use orfeas_shared::config::AuthMode;
 use orfeas_shared::db::Db;
 use orfeas_shared::metrics::ApiMetrics;
 use orfeas_shared::queue::{Publisher, Topology};
 use orfeas_shared::{Config, StartError, heartbeat, storage};
 
+use crate::auth::keys::KeyStore;
+use crate::auth::tokens::Signer;
+use crate::events::EventHub;
 use crate::outbox::confirm_marker;
 use crate::service::{Admission, JobsService};
 use crate::state::{AppState, QueuedGauge};
+use crate::webhooks::Dispatcher;
+use crate::webhooks::guard::Network;
 
 /// How stale the queued-jobs count behind the 429 check may be.
 const QUEUED_MAX_AGE: Duration = Duration::from_millis(500);
@@ -19,6 +25,36 @@ const QUEUED_MAX_AGE: Duration = Duration::from_millis(500);
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
     db.check_schema().await?;
+    let a = &config.api;
+    if a.auth == AuthMode::Auto && !a.listen.ip().is_loopback() && !db.any_live_key().await? {
+        return Err(StartError::Refused(format!(
+            "api.listen is {} (not loopback) and no API key exists: anyone who can reach it \
+             could use it. Create a key (`orfeas keys create --name NAME`), or set \
+             api.auth = \"disabled\" to serve without keys deliberately",
+            a.listen
+        )));
+    }
+    let keys = Arc::new(KeyStore::new(db.clone(), a.auth, a.key_cache));
+    let webhook_allow = Arc::new(
+        config
+            .webhooks
+            .allow
+            .iter()
+            .map(|n| {
+                n.parse::<Network>()
+                    .map_err(|e| StartError::Refused(format!("webhooks.allow: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    let signer = Signer::new(match &a.session_secret {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            let mut secret = vec![0u8; 32];
+            orfeas_shared::auth::random_bytes(&mut secret)
+                .map_err(|e| StartError::Refused(e.to_string()))?;
+            secret
+        }
+    });
     let store = storage::build(&config.storage)?;
     // The workers' retry queues too, so the queue-depth metric covers them.
     let publisher = Arc::new(Publisher::new(
@@ -46,12 +82,38 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         admission: Admission {
             engines: config.api.engines.clone(),
             max_queued_jobs: config.api.max_queued_jobs,
+            idempotency_ttl: config.api.idempotency_ttl,
+            webhooks: config
+                .webhooks
+                .secret
+                .as_ref()
+                .map(|_| webhook_allow.clone()),
         },
     };
     let uploads = Arc::new(tokio::sync::Semaphore::new(
         config.api.max_concurrent_uploads,
     ));
+    let events = EventHub::start(db.clone());
+    let dispatcher = config.webhooks.secret.clone().map(|secret| Dispatcher {
+        db: db.clone(),
+        secret: Arc::new(secret),
+        allow: webhook_allow.clone(),
+        schedule: Arc::new(
+            config
+                .webhooks
+                .retry_schedule
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+        ),
+        timeout: config.webhooks.timeout,
+        poll: config.webhooks.poll,
+    });
     Ok(AppState {
+        dispatcher,
+        keys,
+        signer,
+        events,
         uploads,
         config: Arc::new(config),
         db,

@@ -12,8 +12,12 @@ use orfeas_shared::metrics::ApiMetrics;
 use orfeas_shared::queue::Publisher;
 use redis::aio::ConnectionManager;
 
+use crate::auth::keys::KeyStore;
+use crate::auth::tokens::Signer;
 use crate::error::ApiError;
+use crate::events::EventHub;
 use crate::service::JobsService;
+use crate::webhooks::Dispatcher;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -24,6 +28,14 @@ pub struct AppState {
     pub redis: Option<ConnectionManager>,
     pub metrics: Arc<ApiMetrics>,
     pub jobs: JobsService,
+    /// Live job events, fanned out from PostgreSQL's notifications.
+    pub events: EventHub,
+    /// API keys, and whether they are in force.
+    pub keys: Arc<KeyStore>,
+    /// Signs browser sessions and share links.
+    pub signer: Signer,
+    /// Delivers webhooks (none: `webhooks.secret` is not set).
+    pub dispatcher: Option<Dispatcher>,
     /// Uploads being received (`api.max_concurrent_uploads` permits).
     pub uploads: Arc<tokio::sync::Semaphore>,
 }

@@ -1,7 +1,7 @@
 //! Response bodies.
 
 use chrono::{DateTime, Utc};
-use orfeas_shared::db::{JobRecord, StageRecord};
+use orfeas_shared::db::{DeliveryLog, JobRecord, QueueEstimate, StageRecord};
 use orfeas_shared::heartbeat::WorkerHeartbeat;
 use orfeas_vocab::{Artifact, Device, JobId, JobSpec, JobStatus, Stage};
 use serde::Serialize;
@@ -20,6 +20,13 @@ pub struct JobView {
     pub attempt: i32,
     pub options: JobSpec,
     pub error: Option<ErrorDetail>,
+    /// While queued: its place in its engine's queue and the estimated seconds until it
+    /// finishes (from the ledger's recent figures for the same engine and options).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueView>,
+    /// The job's webhook deliveries (each event once, with its attempts and last answer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<DeliveryLog>,
     /// Seconds per stage of the attempt that finished the job.
     pub timings: Vec<StageTiming>,
     pub outputs: Vec<OutputLink>,
@@ -27,6 +34,26 @@ pub struct JobView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When its owner deleted the job's input and outputs (it then answers 410).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    /// Jobs of the same engine ahead of this one (0: next).
+    pub position: Option<i64>,
+    /// `null` until the ledger has figures for the engine.
+    pub eta_seconds: Option<f64>,
+}
+
+impl From<QueueEstimate> for QueueView {
+    fn from(q: QueueEstimate) -> Self {
+        QueueView {
+            position: q.position,
+            eta_seconds: q.eta_seconds,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,11 +78,42 @@ pub struct OutputLink {
     pub content_type: String,
 }
 
+impl OutputLink {
+    pub fn new(job: JobId, artifact: Artifact, sha256: Option<String>) -> OutputLink {
+        OutputLink {
+            artifact,
+            format: artifact.extension(),
+            url: format!("/api/jobs/{job}/outputs/{artifact}"),
+            content_type: artifact.content_type().to_owned(),
+            sha256,
+        }
+    }
+}
+
+/// A job event as streams show it: outputs as download links.
+pub type EventView = orfeas_vocab::JobEvent<OutputLink>;
+
+/// Shows a recorded event, outputs as links.
+pub fn event_view(e: &orfeas_vocab::JobEvent) -> EventView {
+    let job = e.job;
+    orfeas_vocab::JobEvent {
+        job,
+        seq: e.seq,
+        at: e.at,
+        event: e
+            .event
+            .clone()
+            .map_outputs(|a| OutputLink::new(job, a, None)),
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobLinks {
     #[serde(rename = "self")]
     pub this: String,
     pub cancel: String,
+    /// The job's live events (Server-Sent Events; `…/ws` for a WebSocket).
+    pub events: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,17 +159,11 @@ impl JobView {
                 batch_size: s.batch_size,
             })
             .collect();
-        let outputs = if job.status == JobStatus::Succeeded {
+        let outputs = if job.status == JobStatus::Succeeded && job.purged_at.is_none() {
             job.outputs
                 .iter()
                 .enumerate()
-                .map(|(i, &a)| OutputLink {
-                    artifact: a,
-                    format: a.extension(),
-                    url: format!("{base}/outputs/{a}"),
-                    content_type: a.content_type().to_owned(),
-                    sha256: job.output_sha256.get(i).cloned(),
-                })
+                .map(|(i, &a)| OutputLink::new(job.id, a, job.output_sha256.get(i).cloned()))
                 .collect()
         } else {
             Vec::new()
@@ -124,15 +176,19 @@ impl JobView {
             attempt: job.attempt,
             options: job.spec,
             error,
+            queue: None,
+            webhooks: Vec::new(),
             timings,
             outputs,
             links: JobLinks {
                 cancel: format!("{base}/cancel"),
+                events: format!("{base}/events"),
                 this: base,
             },
             created_at: job.created_at,
             started_at: job.started_at,
             finished_at: job.finished_at,
+            deleted_at: job.purged_at,
         }
     }
 }

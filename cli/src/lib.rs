@@ -5,8 +5,11 @@
 // The command line talks to its user on stderr.
 #![allow(clippy::print_stderr)]
 
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "generate")]
 pub mod generate;
+pub mod keys;
 #[cfg(feature = "generate")]
 pub mod report;
 pub mod serve;

@@ -29,6 +29,13 @@ enum Command {
     Migrate(ConfigArgs),
     /// One retention pass: roll up the ledger, delete expired jobs and orphan inputs.
     Gc(ConfigArgs),
+    /// API keys: create, list, revoke.
+    #[command(subcommand)]
+    Keys(orfeas::keys::KeysCommand),
+    /// Submit and follow jobs on a running API.
+    #[cfg(feature = "client")]
+    #[command(subcommand)]
+    Jobs(orfeas::client::watch::JobsCommand),
 }
 
 type ServiceFuture = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
@@ -73,5 +80,22 @@ fn main() -> ExitCode {
         }),
         #[cfg(feature = "generate")]
         Command::Generate(args) => orfeas::generate::main(&args),
+        Command::Keys(cmd) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(orfeas::keys::run(cmd)))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        #[cfg(feature = "client")]
+        Command::Jobs(cmd) => orfeas::client::watch::main(cmd),
     }
 }

@@ -91,7 +91,14 @@ pub async fn gc(config: &Config) -> anyhow::Result<()> {
 pub async fn api(config: Config) -> anyhow::Result<()> {
     let listen = config.api.listen;
     tracing::info!(?config, "starting API");
+    let metrics = config.api.metrics_listen;
     let state = orfeas_api::build_state(config).await?;
+    if let Some(addr) = metrics {
+        let bound = orfeas_api::serve_metrics(&state, addr)
+            .await
+            .with_context(|| format!("binding api.metrics_listen {addr}"))?;
+        tracing::info!(addr = %bound, "API metrics on /metrics");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

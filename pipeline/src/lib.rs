@@ -16,7 +16,7 @@ pub mod stage;
 pub mod tensor;
 pub mod texture;
 
-pub use control::Control;
+pub use control::{Control, ProgressFn};
 pub use error::PipelineError;
 pub use orfeas_vocab::{Artifact, MeshFormat, ShapeStep, Stage, StageTimings};
 pub use pipeline::{

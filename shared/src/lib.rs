@@ -4,6 +4,7 @@
 //! vocabulary (stages, artifacts, engines, jobs, error codes) is `orfeas-vocab`'s; the pipeline
 //! and burn stay out of this crate, so the API never links them.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod heartbeat;
@@ -14,6 +15,7 @@ pub mod retention;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod webhook;
 
 pub use config::Config;
 pub use startup::StartError;

@@ -38,6 +38,10 @@ pub struct ApiMetrics {
     pub jobs_by_status: IntGaugeVec,
     pub queue_depth: IntGaugeVec,
     pub workers_live: IntGauge,
+    /// Requests whose key's rate limit could not be checked (Redis down): limits are off.
+    pub rate_limit_unavailable: IntCounter,
+    /// Open event streams (SSE and WebSocket).
+    pub event_streams: IntGauge,
 }
 
 impl ApiMetrics {
@@ -97,6 +101,19 @@ impl ApiMetrics {
             workers_live: reg(
                 &r,
                 IntGauge::new("orfeas_workers_live", "Workers with a live heartbeat")
+                    .expect("valid metric"),
+            ),
+            rate_limit_unavailable: reg(
+                &r,
+                IntCounter::new(
+                    "orfeas_rate_limit_unavailable_total",
+                    "Requests let through unchecked because the rate limiter's Redis was unavailable",
+                )
+                .expect("valid metric"),
+            ),
+            event_streams: reg(
+                &r,
+                IntGauge::new("orfeas_event_streams", "Open job event streams (SSE, WebSocket)")
                     .expect("valid metric"),
             ),
             registry: r,

@@ -17,4 +17,7 @@ pub enum StartError {
     /// The configured engine's model could not be loaded (missing or corrupt checkpoint).
     #[error("model: {0}")]
     Model(String),
+    /// The configuration would be unsafe to serve (e.g. a public listener with no API key).
+    #[error("refusing to start: {0}")]
+    Refused(String),
 }

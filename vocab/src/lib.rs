@@ -16,8 +16,10 @@ pub mod event;
 pub mod job;
 pub mod message;
 pub mod options;
+pub mod scope;
 pub mod spec;
 pub mod stage;
+pub mod webhook;
 
 pub use artifact::{Artifact, MeshFormat};
 pub use compute::{Device, Dtype, Engine, UnknownDevice, VolumeDecoding};
@@ -27,5 +29,7 @@ pub use job::{JobId, JobStatus};
 pub use message::{JobMessage, MessageError};
 pub use names::UnknownName;
 pub use options::{BackgroundMode, InvalidOption};
+pub use scope::Scope;
 pub use spec::{JobOptionsInput, JobSpec};
 pub use stage::{ShapeStep, Stage, StageTimings};
+pub use webhook::{Webhook, WebhookEvent};

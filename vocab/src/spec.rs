@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::options::{self, InvalidOption, defaults};
-use crate::{Artifact, BackgroundMode, Engine, MeshFormat};
+use crate::{Artifact, BackgroundMode, Engine, MeshFormat, Webhook};
 
 /// Job options as a client sends them (the `options` part of `POST /api/jobs`), before
 /// validation. Every field is optional.
@@ -42,6 +42,11 @@ pub struct JobOptionsInput {
     pub priority: Option<u8>,
     /// RFC 3339 time after which the job should not start; it then fails with `deadline_exceeded`.
     pub deadline: Option<String>,
+    /// An http(s) URL that receives the job's events as signed webhooks (Standard Webhooks).
+    pub webhook: Option<String>,
+    /// Which events the webhook receives: any of `started`, `progress`, `completed` (default:
+    /// all three).
+    pub webhook_events: Option<Vec<String>>,
 }
 
 fn default_inflation() -> f32 {
@@ -69,6 +74,9 @@ pub struct JobSpec {
     pub cutout: bool,
     pub priority: u8,
     pub deadline: Option<DateTime<Utc>>,
+    /// Where the job's events are sent, and which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
 }
 
 impl Default for JobSpec {
@@ -88,6 +96,7 @@ impl Default for JobSpec {
             cutout: false,
             priority: defaults::PRIORITY,
             deadline: None,
+            webhook: None,
         }
     }
 }
@@ -167,6 +176,18 @@ impl JobOptionsInput {
                 Some(t)
             }
         };
+        let webhook = match self.webhook.as_deref() {
+            None => {
+                if self.webhook_events.is_some() {
+                    return Err(InvalidOption::new(
+                        "webhook_events",
+                        "needs a `webhook` URL to send them to",
+                    ));
+                }
+                None
+            }
+            Some(url) => Some(Webhook::parse(url, self.webhook_events.as_deref())?),
+        };
         JobSpec {
             engine,
             seed: self.seed.unwrap_or(defaults::SEED),
@@ -184,6 +205,7 @@ impl JobOptionsInput {
             cutout: self.cutout.unwrap_or(false),
             priority: self.priority.unwrap_or(defaults::PRIORITY),
             deadline,
+            webhook,
         }
         .validated()
     }

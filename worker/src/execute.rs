@@ -48,6 +48,13 @@ enum Prepared {
 }
 
 impl Worker {
+    fn events(&self) -> executor::Events {
+        executor::Events {
+            db: self.db.clone(),
+            progress_interval: self.config.worker.progress_interval,
+        }
+    }
+
     /// Takes a batch of messages to their terminal state and acks each. `plan`: the batch's
     /// shape and the optimizer's decision (absent for a lone unreadable message).
     pub(crate) async fn process_batch(
@@ -57,8 +64,9 @@ impl Worker {
         plan: Option<(JobShape, Decision)>,
     ) {
         let mut ready = Vec::new();
+        let planned = messages.len();
         for m in messages {
-            match self.prepare(&m).await {
+            match self.prepare(&m, planned).await {
                 Ok(Prepared::Run {
                     work,
                     held,
@@ -122,7 +130,7 @@ impl Worker {
         let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
         let mut ooms = Vec::new();
         let ran =
-            executor::run_with_splits(self.pipeline.clone(), Some(self.db.clone()), &work, |n| {
+            executor::run_with_splits(self.pipeline.clone(), Some(self.events()), &work, |n| {
                 ooms.push(n)
             })
             .instrument(span)
@@ -151,13 +159,24 @@ impl Worker {
 
     /// Reads the message and starts an attempt, unless another attempt owns the job under a
     /// live lease (then the message is a duplicate: the owner is alive and keeps it).
-    async fn prepare(&self, m: &Incoming) -> Result<Prepared, (Option<Held>, Failure)> {
+    async fn prepare(
+        &self,
+        m: &Incoming,
+        batch_size: usize,
+    ) -> Result<Prepared, (Option<Held>, Failure)> {
         let msg = m.message().map_err(|e| (None, Failure::Malformed(e)))?;
         let w = &self.config.worker;
         let attempt_started = Instant::now();
         let started = self
             .db
-            .start_attempt(msg.job_id, &self.id, w.lease_ttl, w.max_attempts)
+            .start_attempt(
+                msg.job_id,
+                &self.id,
+                w.lease_ttl,
+                w.max_attempts,
+                w.device,
+                batch_size,
+            )
             .await;
         let job = match started {
             Ok(StartOutcome::Started(job)) => job,

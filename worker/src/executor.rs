@@ -1,6 +1,7 @@
 //! Runs a batch through the pipeline on a blocking thread (the compute never runs on the async
-//! runtime). Stage boundaries report progress to PostgreSQL and ask it whether to stop (a cancel
-//! request, another attempt taking over); each job's control carries its deadline — the job
+//! runtime). Stage boundaries are recorded as job events in PostgreSQL and ask it whether to stop
+//! (a cancel request, another attempt taking over); step progress goes out throttled through a
+//! [`ProgressRelay`]; each job's control carries its deadline — the job
 //! timeout from the attempt's start, the same across out-of-memory splits — and a stop flag the
 //! heartbeat sets, which the engines consult inside their loops.
 
@@ -18,6 +19,15 @@ use orfeas_vocab::{Engine, JobId};
 use tokio::runtime::Handle;
 
 use crate::optimizer::probe;
+use crate::progress::ProgressRelay;
+
+/// Where a batch's events go (absent in unit tests).
+#[derive(Debug, Clone)]
+pub struct Events {
+    pub db: Db,
+    /// Step progress is written at most this often per job.
+    pub progress_interval: Duration,
+}
 
 /// One job of a batch, ready to run.
 #[derive(Debug)]
@@ -111,9 +121,17 @@ impl ProgressObserver for DbObserver {
         }
     }
 
-    fn stage_finished(&mut self, item: usize, stage: Stage, _: Duration, _: bool) {
+    fn stage_finished(&mut self, item: usize, stage: Stage, elapsed: Duration, ok: bool) {
         if let Some(peak) = probe::peak_rss_bytes() {
             self.stage_peak[item][stage.index()] = Some(peak.saturating_sub(self.rss_at_start));
+        }
+        let (id, attempt) = self.jobs[item];
+        if let Some(db) = &self.db
+            && let Err(e) = self
+                .handle
+                .block_on(db.stage_finished(id, attempt, stage, elapsed, ok))
+        {
+            tracing::debug!(job = %id, error = %e, "stage end not recorded");
         }
     }
 
@@ -130,20 +148,24 @@ impl ProgressObserver for DbObserver {
     }
 }
 
-/// Runs the batch; one result per work item, in order. `db` (absent in unit tests) receives
+/// Runs the batch; one result per work item, in order. `events` receives the stage and step
 /// progress and answers whether to stop.
-pub async fn run_batch(pipeline: Arc<Pipeline>, db: Option<Db>, work: &[Work]) -> Vec<Ran> {
+pub async fn run_batch(pipeline: Arc<Pipeline>, events: Option<Events>, work: &[Work]) -> Vec<Ran> {
     let handle = Handle::current();
     let jobs: Vec<(JobId, i32)> = work.iter().map(|w| (w.job_id, w.attempt)).collect();
+    let relay = events
+        .as_ref()
+        .map(|e| ProgressRelay::start(e.db.clone(), jobs.clone(), e.progress_interval));
+    let db = events.map(|e| e.db);
     let inputs: Vec<(bytes::Bytes, JobOptions, tracing::Span, Control)> = work
         .iter()
-        .map(|w| {
-            (
-                w.input.clone(),
-                w.options.clone(),
-                w.span.clone(),
-                w.control(),
-            )
+        .enumerate()
+        .map(|(i, w)| {
+            let control = match &relay {
+                Some(r) => w.control().with_progress(r.reporter(i)),
+                None => w.control(),
+            };
+            (w.input.clone(), w.options.clone(), w.span.clone(), control)
         })
         .collect();
     let deadlines: Vec<Instant> = work.iter().map(|w| w.deadline).collect();
@@ -182,6 +204,7 @@ pub async fn run_batch(pipeline: Arc<Pipeline>, db: Option<Db>, work: &[Work]) -
             .collect::<Vec<_>>()
     })
     .await;
+    drop(relay);
     match joined {
         Ok(ran) => ran,
         Err(e) => {
@@ -212,7 +235,7 @@ pub async fn run_batch(pipeline: Arc<Pipeline>, db: Option<Db>, work: &[Work]) -
 /// keeps its out-of-memory result. `on_oom(batch_len)` is told of every split.
 pub async fn run_with_splits(
     pipeline: Arc<Pipeline>,
-    db: Option<Db>,
+    events: Option<Events>,
     work: &[Work],
     mut on_oom: impl FnMut(usize),
 ) -> Vec<Ran> {
@@ -220,7 +243,7 @@ pub async fn run_with_splits(
     let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
     pending.push(0..work.len());
     while let Some(range) = pending.pop() {
-        let ran = run_batch(pipeline.clone(), db.clone(), &work[range.clone()]).await;
+        let ran = run_batch(pipeline.clone(), events.clone(), &work[range.clone()]).await;
         if range.len() > 1 && ran.iter().all(Ran::is_oom) {
             on_oom(range.len());
             let mid = range.start + range.len() / 2;

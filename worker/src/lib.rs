@@ -8,7 +8,8 @@
 //! - [`batch`]: batch assembly after the optimizer's decision ([`optimizer`]: the decision, the
 //!   memory model, the device probes);
 //! - [`execute`] and [`executor`]: starting attempts, running the pipeline off the async runtime,
-//!   storing outputs and the ledger rows;
+//!   storing outputs and the ledger rows ([`progress`]: step progress, throttled, to the job's
+//!   events);
 //! - [`disposition`] (with [`failure`]): ack, retry with backoff, dead-letter, fail;
 //! - [`heartbeat`]: device samples and the Redis heartbeat, fed over a `watch` channel;
 //! - [`broker`]: the channel operations, behind a trait the unit tests fake.
@@ -22,6 +23,7 @@ pub mod failure;
 pub mod heartbeat;
 pub mod metrics_server;
 pub mod optimizer;
+pub mod progress;
 pub mod session;
 pub mod simulation;
 pub mod startup;

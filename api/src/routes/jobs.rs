@@ -5,16 +5,17 @@
 // utoipa's `#[utoipa::path]` expansion names parameter types by paths this lint flags.
 #![allow(unused_qualifications)]
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use orfeas_vocab::{Artifact, ErrorCode, JobId, JobStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::Submitted;
 use crate::state::AppState;
@@ -48,6 +49,7 @@ fn parse_id(raw: &str) -> Result<JobId, ApiError> {
 )]
 pub async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
@@ -64,7 +66,7 @@ pub async fn submit(
     let upload = Upload::read(&headers, multipart, state.config.api.max_upload_bytes).await?;
     drop(_receiving);
     let trace = orfeas_shared::telemetry::inject(&tracing::Span::current());
-    Ok(match state.jobs.submit(upload, trace).await? {
+    Ok(match state.jobs.submit(upload, trace, &caller).await? {
         Submitted::Created(job) => {
             let view = JobView::from_record(job, &[]);
             let location = view.links.this.clone();
@@ -86,15 +88,31 @@ pub async fn submit(
     get,
     path = "/api/jobs/{id}",
     params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = JobView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 410, description = "Its owner deleted the job's files: what remains", body = JobView)
+    ),
     tag = "jobs"
 )]
 pub async fn get_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<JobView>, ApiError> {
-    let (job, stages) = state.jobs.get(parse_id(&id)?).await?;
-    Ok(Json(JobView::from_record(job, &stages)))
+) -> Result<Response, ApiError> {
+    let (job, stages) = state.jobs.get(parse_id(&id)?, &caller).await?;
+    let queue = state.jobs.queue_estimate(&job).await?;
+    let webhooks = state.jobs.deliveries(&job).await?;
+    let gone = job.purged_at.is_some();
+    let mut view = JobView::from_record(job, &stages);
+    view.queue = queue.map(Into::into);
+    view.webhooks = webhooks;
+    // A job whose files its owner deleted answers 410 with what remains.
+    let status = if gone {
+        StatusCode::GONE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -117,6 +135,7 @@ pub struct ListQuery {
 )]
 pub async fn list_jobs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let status = q
@@ -133,7 +152,7 @@ pub async fn list_jobs(
         .map_err(|_| ApiError::bad_request("`cursor` is not a cursor this API issued"))?;
     let page = state
         .jobs
-        .list(status, cursor, q.limit.unwrap_or(20))
+        .list(&caller, status, cursor, q.limit.unwrap_or(20))
         .await?;
     Ok(Json(JobList {
         jobs: page
@@ -158,13 +177,14 @@ pub async fn list_jobs(
 )]
 pub async fn get_output(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path((id, artifact)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let artifact: Artifact = artifact
         .parse()
         .map_err(|e: orfeas_vocab::UnknownName| ApiError::not_found(e.to_string()))?;
-    let got = state.jobs.output(id, artifact).await?;
+    let got = state.jobs.output(id, artifact, &caller).await?;
     let size = got.meta.size;
     Ok((
         [
@@ -193,8 +213,36 @@ pub async fn get_output(
 )]
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = state.jobs.cancel(parse_id(&id)?).await?;
+    let job = state.jobs.cancel(parse_id(&id)?, &caller).await?;
     Ok((StatusCode::ACCEPTED, Json(JobView::from_record(job, &[]))).into_response())
+}
+
+/// Deletes a finished job's input and outputs now (inputs are often photos of people). The job
+/// then answers 410 with what remains: its id, status and timings.
+#[utoipa::path(
+    delete,
+    path = "/api/jobs/{id}",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Deleted: what remains", body = JobView),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 410, description = "Already deleted", body = JobView)
+    ),
+    tag = "jobs"
+)]
+pub async fn delete_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (job, stages, already) = state.jobs.purge(parse_id(&id)?, &caller).await?;
+    let status = if already {
+        StatusCode::GONE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(JobView::from_record(job, &stages))).into_response())
 }

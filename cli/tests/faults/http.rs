@@ -92,7 +92,7 @@ async fn junk_methods_add_no_label_sets() {
     };
     let scrape = || async {
         api.client
-            .get(api.url("/metrics"))
+            .get(&api.metrics_url)
             .send()
             .await
             .expect("scrape")

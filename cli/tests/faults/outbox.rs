@@ -18,15 +18,20 @@ async fn two_replicas_publish_a_pending_job_once() {
     // a relay's round takes long enough for the other replica's round to overlap it.
     let db = env.db();
     for _ in 0..JOBS {
-        db.insert_job(&NewJob {
-            id: JobId::new(),
-            spec: JobSpec::default(),
-            input_key: "inputs/none/input.png".into(),
-            input_bytes: 1,
-            idempotency_key: None,
-            request_hash: None,
-            trace_context: Default::default(),
-        })
+        db.insert_job(
+            &NewJob {
+                id: JobId::new(),
+                spec: JobSpec::default(),
+                input_key: "inputs/none/input.png".into(),
+                input_bytes: 1,
+                idempotency_key: None,
+                request_hash: None,
+                trace_context: Default::default(),
+                owner: None,
+            },
+            Default::default(),
+            Duration::from_secs(86_400),
+        )
         .await
         .expect("insert");
     }

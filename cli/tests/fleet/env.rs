@@ -141,6 +141,9 @@ impl TestEnv {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let metrics = orfeas_api::serve_metrics(&state, ([127, 0, 0, 1], 0).into())
+            .await
+            .expect("api metrics");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             orfeas_api::serve(state, listener, async move {
@@ -151,6 +154,7 @@ impl TestEnv {
         });
         Api {
             base,
+            metrics_url: format!("http://{metrics}/metrics"),
             client: reqwest::Client::new(),
             stop: Some(tx),
             task: Some(task),
@@ -295,6 +299,8 @@ fn fastrand_suffix() -> String {
 
 pub struct Api {
     pub base: String,
+    /// `/metrics` on its own listener (`api.metrics_listen`).
+    pub metrics_url: String,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,

@@ -118,7 +118,7 @@ async fn submit_run_and_download_every_format() {
     // Both /metrics endpoints carry the run.
     let api_metrics = api
         .client
-        .get(api.url("/metrics"))
+        .get(&api.metrics_url)
         .send()
         .await
         .expect("scrape")

@@ -8,12 +8,15 @@
 #[path = "../support/validate.rs"]
 mod validate;
 
+mod auth;
 mod batching;
 mod chaos;
 mod engines;
 mod env;
+mod events;
 mod failures;
 mod lifecycle;
 mod operator;
 mod retention;
 mod traces;
+mod webhooks;

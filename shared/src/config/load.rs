@@ -78,6 +78,9 @@ impl Config {
         if w.job_timeout.is_zero() {
             return Err(invalid("worker.job_timeout_s", "must be positive"));
         }
+        if w.progress_interval.is_zero() {
+            return Err(invalid("worker.progress_interval_ms", "must be positive"));
+        }
         if w.lease_ttl < w.heartbeat_interval * 2 {
             return Err(invalid(
                 "worker.lease_ttl_ms",
@@ -95,6 +98,18 @@ impl Config {
             return Err(invalid(
                 "api.header_timeout_ms",
                 "api.header_timeout_ms, api.body_timeout_ms and api.reaper_interval_ms must be positive",
+            ));
+        }
+        if a.stream_keepalive.is_zero() || a.estimates_interval.is_zero() {
+            return Err(invalid(
+                "api.stream_keepalive_ms",
+                "api.stream_keepalive_ms and api.estimates_interval_s must be positive",
+            ));
+        }
+        if self.webhooks.timeout.is_zero() || self.webhooks.poll.is_zero() {
+            return Err(invalid(
+                "webhooks.timeout_ms",
+                "webhooks.timeout_ms and webhooks.poll_ms must be positive",
             ));
         }
         if self.amqp.delivery_limit <= w.max_attempts {

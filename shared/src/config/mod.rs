@@ -51,6 +51,44 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub telemetry: TelemetryConfig,
     pub retention: RetentionConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Signed webhooks (jobs' `webhook` option).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// The signing secret, `whsec_<base64>` (receivers verify with it); empty: jobs cannot
+    /// ask for webhooks. Every replica needs the same one.
+    #[serde(deserialize_with = "off_or")]
+    pub secret: Option<crate::webhook::WebhookSecret>,
+    /// Networks webhooks may reach although they are loopback, private or link-local
+    /// (`["10.0.0.0/8"]`): for tests and private deployments.
+    pub allow: Vec<String>,
+    /// Waits before each retry (the Standard Webhooks schedule: 5 s, 5 min, 30 min, 2 h, 5 h,
+    /// 10 h, 10 h); a delivery that fails them all is marked failed.
+    #[serde(rename = "retry_schedule_ms")]
+    pub retry_schedule: Vec<u64>,
+    /// A receiver that has not answered by then has failed this attempt.
+    #[serde(rename = "timeout_ms", with = "millis")]
+    pub timeout: Duration,
+    /// How often each API replica looks for due deliveries.
+    #[serde(rename = "poll_ms", with = "millis")]
+    pub poll: Duration,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            secret: None,
+            allow: Vec::new(),
+            retry_schedule: vec![
+                5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
+            ],
+            timeout: Duration::from_secs(15),
+            poll: Duration::from_millis(500),
+        }
+    }
 }
 
 /// What is kept, and for how long.
@@ -209,6 +247,43 @@ pub struct ApiConfig {
     /// How long a shutdown waits for requests in flight before closing their connections.
     #[serde(rename = "shutdown_timeout_ms", with = "millis")]
     pub shutdown_timeout: Duration,
+    /// Event streams (SSE, WebSocket) send a keep-alive when idle this long.
+    #[serde(rename = "stream_keepalive_ms", with = "millis")]
+    pub stream_keepalive: Duration,
+    /// How often queue estimates (run time per engine and options, engine throughput) are
+    /// refreshed from the ledger.
+    #[serde(rename = "estimates_interval_s", with = "seconds")]
+    pub estimates_interval: Duration,
+    /// Whether requests need an API key: `auto` (while any live key exists), `required`, or
+    /// `disabled`. `auto` with no key refuses to start on a non-loopback `listen`.
+    pub auth: AuthMode,
+    /// Where `orfeas api` serves `/metrics` (no key needed; keep it off the public network);
+    /// empty or `off`: nowhere.
+    #[serde(deserialize_with = "off_or")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long a verified key is trusted without asking PostgreSQL (and so how long a
+    /// revocation takes to reach every replica).
+    #[serde(rename = "key_cache_ms", with = "millis")]
+    pub key_cache: Duration,
+    /// Signs browser sessions and share links; every replica needs the same one. Empty: a
+    /// random secret per process (sessions then only work against the process that made them).
+    #[serde(deserialize_with = "off_or")]
+    pub session_secret: Option<String>,
+    /// How long a browser session lasts.
+    #[serde(rename = "session_ttl_s", with = "seconds")]
+    pub session_ttl: Duration,
+    /// An Idempotency-Key is remembered this long; after that it may name a new job.
+    #[serde(rename = "idempotency_ttl_s", with = "seconds")]
+    pub idempotency_ttl: Duration,
+}
+
+/// `api.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    Auto,
+    Required,
+    Disabled,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -240,6 +315,10 @@ pub struct WorkerConfig {
     pub heartbeat_interval: Duration,
     #[serde(rename = "heartbeat_ttl_ms", with = "millis")]
     pub heartbeat_ttl: Duration,
+    /// A job's step progress (denoising steps, decoding chunks, marching-cubes layers) is
+    /// recorded at most this often, so streams get about two updates a second.
+    #[serde(rename = "progress_interval_ms", with = "millis")]
+    pub progress_interval: Duration,
     /// A job running longer fails with `job_timeout` (keep under RabbitMQ's consumer_timeout).
     #[serde(rename = "job_timeout_s", with = "seconds")]
     pub job_timeout: Duration,
@@ -320,6 +399,14 @@ impl Default for ApiConfig {
             max_connections: 1024,
             max_concurrent_uploads: 64,
             shutdown_timeout: Duration::from_secs(10),
+            stream_keepalive: Duration::from_secs(15),
+            estimates_interval: Duration::from_secs(30),
+            auth: AuthMode::Auto,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9188))),
+            key_cache: Duration::from_secs(2),
+            session_secret: None,
+            session_ttl: Duration::from_secs(12 * 3_600),
+            idempotency_ttl: Duration::from_secs(24 * 3_600),
         }
     }
 }
@@ -338,6 +425,7 @@ impl Default for WorkerConfig {
             retry_max: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(2),
             heartbeat_ttl: Duration::from_secs(10),
+            progress_interval: Duration::from_millis(500),
             job_timeout: Duration::from_secs(1_500),
             lease_ttl: Duration::from_secs(30),
             outage_budget: Duration::from_secs(900),

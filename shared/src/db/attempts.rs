@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orfeas_vocab::{Artifact, ErrorCode, JobId, JobStatus, Stage};
+use orfeas_vocab::{Artifact, Device, ErrorCode, JobId, JobStatus};
 use sqlx::Row;
 
 use super::jobs::job_from_row;
@@ -69,20 +69,23 @@ fn secs(d: Duration) -> f64 {
 
 impl Db {
     /// Starts an attempt for `worker_id`, with a lease of `lease` and at most `max_attempts`
-    /// counted attempts.
+    /// counted attempts; `device` and `batch_size` are shown in its `started` event.
     pub async fn start_attempt(
         &self,
         id: JobId,
         worker_id: &str,
         lease: Duration,
         max_attempts: u32,
+        device: Device,
+        batch_size: usize,
     ) -> Result<StartOutcome, DbError> {
         let max = i32::try_from(max_attempts).unwrap_or(i32::MAX);
         let row = sqlx::query(concat!(
             "UPDATE jobs SET status = 'running', attempt = attempt + 1, \
              counted_attempts = counted_attempts + 1, max_attempts = $4, worker_id = $2, \
              lease_expires_at = now() + make_interval(secs => $3), stage = NULL, progress = 0, \
-             started_at = COALESCE(started_at, now()), updated_at = now() \
+             started_at = COALESCE(started_at, now()), updated_at = now(), \
+             device = $5, batch_size = $6 \
              WHERE id = $1 AND NOT cancel_requested AND counted_attempts < $4 \
              AND (status = 'queued' OR (status = 'running' AND lease_expires_at < now())) \
              RETURNING ",
@@ -92,6 +95,8 @@ impl Db {
         .bind(worker_id)
         .bind(secs(lease))
         .bind(max)
+        .bind(device.to_string())
+        .bind(i32::try_from(batch_size).unwrap_or(i32::MAX))
         .fetch_optional(self.pool())
         .await?;
         if let Some(row) = row {
@@ -182,28 +187,6 @@ impl Db {
         rows.iter()
             .map(|r| Ok((JobId(r.try_get("id")?), r.try_get("cancel_requested")?)))
             .collect()
-    }
-
-    /// Records the stage an attempt is entering; returns whether the attempt should stop (a
-    /// cancel was requested, or another attempt owns the job now).
-    pub async fn enter_stage(
-        &self,
-        id: JobId,
-        attempt: i32,
-        stage: Stage,
-    ) -> Result<bool, DbError> {
-        let cancel: Option<bool> = sqlx::query_scalar(
-            "UPDATE jobs SET stage = $3, progress = GREATEST(progress, $4), \
-             updated_at = now() WHERE id = $1 AND attempt = $2 AND status = 'running' \
-             RETURNING cancel_requested",
-        )
-        .bind(id.0)
-        .bind(attempt)
-        .bind(stage)
-        .bind(stage.progress_percent())
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(cancel.unwrap_or(true))
     }
 
     /// Whether a running attempt should stop: a cancel was requested, or another attempt (or

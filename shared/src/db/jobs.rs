@@ -2,10 +2,12 @@
 //! transitions of a running attempt are in `attempts`, the reaper's in `reaper`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use orfeas_vocab::{Artifact, ErrorCode, JobId, JobSpec, JobStatus, Stage};
 use sqlx::Row;
+use uuid::Uuid;
 
 use super::{Db, DbError};
 
@@ -39,6 +41,10 @@ pub struct JobRecord {
     pub counted_attempts: i32,
     /// When the current run of dependency outages began.
     pub outage_since: Option<DateTime<Utc>>,
+    /// The API key that submitted the job (none: submitted without keys).
+    pub owner: Option<Uuid>,
+    /// When its owner deleted its input and outputs.
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 /// A job to insert.
@@ -52,11 +58,33 @@ pub struct NewJob {
     pub request_hash: Option<String>,
     /// W3C trace context (`traceparent`, `tracestate`) of the accepting request.
     pub trace_context: HashMap<String, String>,
+    /// The submitting key.
+    pub owner: Option<Uuid>,
+}
+
+/// An owner's job quotas, checked atomically with the insert (one owner's submissions are
+/// serialized by an advisory lock, so concurrent requests to several API replicas cannot
+/// overshoot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Jobs queued + running at once.
+    pub max_active: Option<u32>,
+    /// Jobs submitted per UTC day.
+    pub daily: Option<u32>,
+}
+
+/// Which quota refused a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaHit {
+    Concurrent { limit: u32 },
+    Daily { limit: u32 },
 }
 
 #[derive(Debug)]
 pub enum InsertOutcome {
     Created(JobRecord),
+    /// The owner's quota is used up; nothing was inserted.
+    OverQuota(QuotaHit),
     /// The idempotency key was seen before: the first job, and whether the request matched.
     Existing {
         job: JobRecord,
@@ -79,7 +107,8 @@ macro_rules! job_columns {
     () => {
         "id, status, spec, input_key, input_bytes, stage, progress, attempt, worker_id, \
          cancel_requested, error_code, error_message, outputs, enqueued_at, created_at, \
-         started_at, finished_at, lease_expires_at, counted_attempts, outage_since, output_sha256"
+         started_at, finished_at, lease_expires_at, counted_attempts, outage_since, output_sha256, \
+         owner, purged_at"
     };
 }
 
@@ -117,21 +146,72 @@ pub(super) fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord, DbE
         lease_expires_at: row.try_get("lease_expires_at")?,
         counted_attempts: row.try_get("counted_attempts")?,
         outage_since: row.try_get("outage_since")?,
+        owner: row.try_get("owner")?,
+        purged_at: row.try_get("purged_at")?,
     })
 }
 
 impl Db {
-    /// Inserts a job, or returns the one an earlier request with the same idempotency key made.
-    pub async fn insert_job(&self, job: &NewJob) -> Result<InsertOutcome, DbError> {
+    /// Inserts a job, or returns the one an earlier request with the same idempotency key (of
+    /// the same owner, within `idempotency_ttl`) made, or refuses it over the owner's quota.
+    pub async fn insert_job(
+        &self,
+        job: &NewJob,
+        quota: Quota,
+        idempotency_ttl: Duration,
+    ) -> Result<InsertOutcome, DbError> {
         let spec = serde_json::to_value(&job.spec)
             .map_err(|e| DbError::Corrupt(format!("job {}: spec: {e}", job.id)))?;
         let trace = serde_json::to_value(&job.trace_context)
             .map_err(|e| DbError::Corrupt(format!("job {}: trace context: {e}", job.id)))?;
+        let mut tx = self.pool().begin().await?;
+        if let Some(key) = &job.idempotency_key {
+            // An expired key is forgotten, so it may name a new job.
+            sqlx::query(
+                "UPDATE jobs SET idempotency_key = NULL WHERE owner_key = \
+                 COALESCE($1, '00000000-0000-0000-0000-000000000000'::uuid) \
+                 AND idempotency_key = $2 AND created_at < now() - make_interval(secs => $3)",
+            )
+            .bind(job.owner)
+            .bind(key)
+            .bind(idempotency_ttl.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(owner) = job.owner
+            && (quota.max_active.is_some() || quota.daily.is_some())
+        {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query(
+                "SELECT (SELECT count(*) FROM jobs WHERE owner = $1 \
+                         AND status IN ('queued', 'running')) AS active, \
+                        (SELECT count(*) FROM jobs WHERE owner = $1 AND created_at >= \
+                         date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today",
+            )
+            .bind(owner)
+            .fetch_one(&mut *tx)
+            .await?;
+            let active: i64 = row.try_get("active")?;
+            let today: i64 = row.try_get("today")?;
+            if let Some(limit) = quota.max_active
+                && active >= i64::from(limit)
+            {
+                return Ok(InsertOutcome::OverQuota(QuotaHit::Concurrent { limit }));
+            }
+            if let Some(limit) = quota.daily
+                && today >= i64::from(limit)
+            {
+                return Ok(InsertOutcome::OverQuota(QuotaHit::Daily { limit }));
+            }
+        }
         let inserted = sqlx::query(concat!(
             "INSERT INTO jobs (id, engine, spec, input_key, input_bytes, priority, deadline, \
-             idempotency_key, request_hash, trace_context) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+             idempotency_key, request_hash, trace_context, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (owner_key, idempotency_key) DO NOTHING RETURNING ",
             job_columns!()
         ))
         .bind(job.id.0)
@@ -144,36 +224,48 @@ impl Db {
         .bind(&job.idempotency_key)
         .bind(&job.request_hash)
         .bind(trace)
-        .fetch_optional(self.pool())
+        .bind(job.owner)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         if let Some(row) = inserted {
             return Ok(InsertOutcome::Created(job_from_row(&row)?));
         }
         // Only a conflicting idempotency key makes the insert do nothing.
         let key = job.idempotency_key.as_deref().unwrap_or_default();
-        let (existing, hash) = self.find_by_idempotency_key(key).await?.ok_or_else(|| {
-            DbError::Corrupt(format!(
-                "job {}: insert skipped without a key conflict",
-                job.id
-            ))
-        })?;
+        let (existing, hash) = self
+            .find_by_idempotency_key(job.owner, key, idempotency_ttl)
+            .await?
+            .ok_or_else(|| {
+                DbError::Corrupt(format!(
+                    "job {}: insert skipped without a key conflict",
+                    job.id
+                ))
+            })?;
         Ok(InsertOutcome::Existing {
             job: existing,
             same_request: hash == job.request_hash,
         })
     }
 
-    /// The job an idempotency key created, and the fingerprint of that request.
+    /// The job an owner's idempotency key created within `ttl`, and the fingerprint of that
+    /// request.
     pub async fn find_by_idempotency_key(
         &self,
+        owner: Option<Uuid>,
         key: &str,
+        ttl: Duration,
     ) -> Result<Option<(JobRecord, Option<String>)>, DbError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             job_columns!(),
-            ", request_hash FROM jobs WHERE idempotency_key = $1"
+            ", request_hash FROM jobs WHERE owner_key = \
+             COALESCE($1, '00000000-0000-0000-0000-000000000000'::uuid) \
+             AND idempotency_key = $2 AND created_at >= now() - make_interval(secs => $3)"
         ))
+        .bind(owner)
         .bind(key)
+        .bind(ttl.as_secs_f64())
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| Ok((job_from_row(&r)?, r.try_get("request_hash")?)))
@@ -192,9 +284,10 @@ impl Db {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    /// Newest first; `before` is the last id of the previous page.
+    /// Newest first; `before` is the last id of the previous page; `owner`: only that key's.
     pub async fn list_jobs(
         &self,
+        owner: Option<Uuid>,
         status: Option<JobStatus>,
         before: Option<JobId>,
         limit: i64,
@@ -203,11 +296,13 @@ impl Db {
             "SELECT ",
             job_columns!(),
             " FROM jobs WHERE ($1::job_status IS NULL OR status = $1) \
-             AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+             AND ($2::uuid IS NULL OR id < $2) AND ($4::uuid IS NULL OR owner = $4) \
+             ORDER BY id DESC LIMIT $3"
         ))
         .bind(status)
         .bind(before.map(|b| b.0))
         .bind(limit)
+        .bind(owner)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(job_from_row).collect()
@@ -235,6 +330,19 @@ impl Db {
             .bind(id.0)
             .fetch_optional(self.pool())
             .await?)
+    }
+
+    /// Marks a finished job's files deleted by its owner (they are gone from the store).
+    pub async fn mark_purged(&self, id: JobId) -> Result<Option<JobRecord>, DbError> {
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET purged_at = COALESCE(purged_at, now()), updated_at = now() \
+             WHERE id = $1 AND status IN ('succeeded', 'failed', 'canceled') RETURNING ",
+            job_columns!()
+        ))
+        .bind(id.0)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
     }
 
     /// Cancels a queued job outright, or asks a running one to stop at its next stage boundary:

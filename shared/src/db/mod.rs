@@ -1,7 +1,8 @@
 //! PostgreSQL, split by aggregate: [`jobs`] (the job rows: insert, read, cancel), [`attempts`]
 //! (an attempt's guarded transitions and its lease), [`reaper`] (jobs whose worker was lost),
 //! [`outbox`] (jobs whose queue message is not yet confirmed), [`ledger`] (per-stage rows and
-//! the summaries read from them) and [`memory`] (the batch optimizer's learned figures).
+//! the summaries read from them), [`events`] (what a watching client sees) and [`memory`]
+//! (the batch optimizer's learned figures).
 //!
 //! Every status transition is one statement guarded by the expected current state (and, for a
 //! running job, by the attempt number), so a redelivered message or a second worker can never
@@ -10,12 +11,15 @@
 #[macro_use]
 pub mod jobs;
 pub mod attempts;
+pub mod events;
+pub mod keys;
 pub mod ledger;
 pub mod memory;
 pub mod outbox;
 pub mod reaper;
 pub mod retention;
 pub mod rollup;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,12 +28,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use attempts::{JobEnd, Requeued, StartOutcome, StoredOutput};
-pub use jobs::{CancelOutcome, InsertOutcome, JobRecord, NewJob};
+pub use events::{EVENTS_CHANNEL, EventListener, Notice, QueueEstimate};
+pub use jobs::{CancelOutcome, InsertOutcome, JobRecord, NewJob, Quota, QuotaHit};
+pub use keys::{KeyRecord, Usage};
 pub use ledger::StageRecord;
 pub use memory::MemoryFigure;
 pub use outbox::OutboxEntry;
 pub use reaper::{Lost, Reaped};
 pub use retention::Expired;
+pub use webhooks::{Attempted, Delivery, DeliveryLog};
 
 /// The embedded migrations of `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -1,0 +1,130 @@
+//! Key lookup and whether keys are in force. Verified keys are cached for `api.key_cache_ms`
+//! (so a request costs no database round trip), which is also how long a revocation takes to
+//! reach every replica.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orfeas_shared::auth;
+use orfeas_shared::config::AuthMode;
+use orfeas_shared::db::{Db, DbError, KeyRecord};
+use uuid::Uuid;
+
+/// Why a presented key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    Unknown,
+    Revoked,
+}
+
+impl Refusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "the credential is not an ORFEAS API key",
+            Refusal::Unknown => "unknown API key",
+            Refusal::Revoked => "this API key was revoked",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Cached<T> {
+    at: Instant,
+    value: T,
+}
+
+#[derive(Debug)]
+pub struct KeyStore {
+    db: Db,
+    mode: AuthMode,
+    ttl: Duration,
+    keys: Mutex<HashMap<Uuid, Cached<Option<Arc<KeyRecord>>>>>,
+    in_force: Mutex<Option<Cached<bool>>>,
+}
+
+impl KeyStore {
+    pub fn new(db: Db, mode: AuthMode, ttl: Duration) -> KeyStore {
+        KeyStore {
+            db,
+            mode,
+            ttl,
+            keys: Mutex::new(HashMap::new()),
+            in_force: Mutex::new(None),
+        }
+    }
+
+    /// Whether requests need a credential: always (`required`), never (`disabled`), or while
+    /// any live key exists (`auto`).
+    pub async fn in_force(&self) -> Result<bool, DbError> {
+        match self.mode {
+            AuthMode::Required => return Ok(true),
+            AuthMode::Disabled => return Ok(false),
+            AuthMode::Auto => {}
+        }
+        if let Some(c) = &*self.in_force.lock().unwrap_or_else(|p| p.into_inner())
+            && c.at.elapsed() < self.ttl
+        {
+            return Ok(c.value);
+        }
+        let value = self.db.any_live_key().await?;
+        *self.in_force.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
+            at: Instant::now(),
+            value,
+        });
+        Ok(value)
+    }
+
+    /// The live key with this id.
+    pub async fn by_id(&self, id: Uuid) -> Result<Result<Arc<KeyRecord>, Refusal>, DbError> {
+        let cached = {
+            let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            keys.get(&id)
+                .filter(|c| c.at.elapsed() < self.ttl)
+                .map(|c| c.value.clone())
+        };
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let r = self.db.get_key(id).await?.map(Arc::new);
+                if r.is_some() {
+                    let db = self.db.clone();
+                    tokio::spawn(async move {
+                        let _ = db.touch_key(id).await;
+                    });
+                }
+                let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+                // Bounded: a flood of made-up ids must not grow the cache for ever.
+                if keys.len() > 10_000 {
+                    keys.retain(|_, c| c.at.elapsed() < self.ttl);
+                }
+                keys.insert(
+                    id,
+                    Cached {
+                        at: Instant::now(),
+                        value: r.clone(),
+                    },
+                );
+                r
+            }
+        };
+        Ok(match record {
+            None => Err(Refusal::Unknown),
+            Some(k) if k.revoked_at.is_some() => Err(Refusal::Revoked),
+            Some(k) => Ok(k),
+        })
+    }
+
+    /// The live key `token` is.
+    pub async fn verify(&self, token: &str) -> Result<Result<Arc<KeyRecord>, Refusal>, DbError> {
+        let Some(id) = auth::key_id(token) else {
+            return Ok(Err(Refusal::Malformed));
+        };
+        Ok(match self.by_id(id).await? {
+            Ok(k) if auth::matches(token, &k.token_sha256) => Ok(k),
+            Ok(_) => Err(Refusal::Unknown),
+            Err(r) => Err(r),
+        })
+    }
+}
