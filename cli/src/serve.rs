@@ -94,10 +94,11 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     let metrics = config.api.metrics_listen;
     let state = orfeas_api::build_state(config).await?;
     if let Some(addr) = metrics {
-        let bound = orfeas_api::serve_metrics(&state, addr)
-            .await
-            .with_context(|| format!("binding api.metrics_listen {addr}"))?;
-        tracing::info!(addr = %bound, "API metrics on /metrics");
+        match orfeas_api::serve_metrics(&state, addr).await {
+            Ok(bound) => tracing::info!(addr = %bound, "API metrics on /metrics"),
+            // Several replicas on one host: only the first gets the port; the rest run on.
+            Err(e) => tracing::warn!(error = %e, %addr, "API metrics not served"),
+        }
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -164,6 +164,16 @@ impl Db {
             .map_err(|e| DbError::Corrupt(format!("job {}: spec: {e}", job.id)))?;
         let trace = serde_json::to_value(&job.trace_context)
             .map_err(|e| DbError::Corrupt(format!("job {}: trace context: {e}", job.id)))?;
+        let quota_applies =
+            job.owner.is_some() && (quota.max_active.is_some() || quota.daily.is_some());
+        if job.idempotency_key.is_none() && !quota_applies {
+            // The common case: one statement, no transaction round trips.
+            let row = self
+                .insert_statement(job, spec, trace)
+                .fetch_one(self.pool())
+                .await?;
+            return Ok(InsertOutcome::Created(job_from_row(&row)?));
+        }
         let mut tx = self.pool().begin().await?;
         if let Some(key) = &job.idempotency_key {
             // An expired key is forgotten, so it may name a new job.
@@ -178,9 +188,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some(owner) = job.owner
-            && (quota.max_active.is_some() || quota.daily.is_some())
-        {
+        if let Some(owner) = job.owner.filter(|_| quota_applies) {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
                 .bind(owner)
                 .execute(&mut *tx)
@@ -207,26 +215,10 @@ impl Db {
                 return Ok(InsertOutcome::OverQuota(QuotaHit::Daily { limit }));
             }
         }
-        let inserted = sqlx::query(concat!(
-            "INSERT INTO jobs (id, engine, spec, input_key, input_bytes, priority, deadline, \
-             idempotency_key, request_hash, trace_context, owner) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (owner_key, idempotency_key) DO NOTHING RETURNING ",
-            job_columns!()
-        ))
-        .bind(job.id.0)
-        .bind(job.spec.engine)
-        .bind(spec)
-        .bind(&job.input_key)
-        .bind(job.input_bytes)
-        .bind(i16::from(job.spec.priority))
-        .bind(job.spec.deadline)
-        .bind(&job.idempotency_key)
-        .bind(&job.request_hash)
-        .bind(trace)
-        .bind(job.owner)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let inserted = self
+            .insert_statement(job, spec, trace)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         if let Some(row) = inserted {
             return Ok(InsertOutcome::Created(job_from_row(&row)?));
@@ -246,6 +238,32 @@ impl Db {
             job: existing,
             same_request: hash == job.request_hash,
         })
+    }
+
+    fn insert_statement(
+        &self,
+        job: &NewJob,
+        spec: serde_json::Value,
+        trace: serde_json::Value,
+    ) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(concat!(
+            "INSERT INTO jobs (id, engine, spec, input_key, input_bytes, priority, deadline, \
+             idempotency_key, request_hash, trace_context, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (owner_key, idempotency_key) DO NOTHING RETURNING ",
+            job_columns!()
+        ))
+        .bind(job.id.0)
+        .bind(job.spec.engine)
+        .bind(spec)
+        .bind(job.input_key.clone())
+        .bind(job.input_bytes)
+        .bind(i16::from(job.spec.priority))
+        .bind(job.spec.deadline)
+        .bind(job.idempotency_key.clone())
+        .bind(job.request_hash.clone())
+        .bind(trace)
+        .bind(job.owner)
     }
 
     /// The job an owner's idempotency key created within `ttl`, and the fingerprint of that
