@@ -1,12 +1,15 @@
 -- Submissions stay cheap however long the queue (bench/fleet.sh fell from 2,079 to 521 jobs/s
 -- with events recorded at insert):
--- 1. a new job's `queued` event counts its position up to 100 jobs ahead (past that it reads
---    100 and its ETA is a lower bound), and a job's view up to 10,000: an unbounded count made
---    every submission slower the longer the queue (about 1 µs per queued job ahead);
--- 2. the `queued` event of a new job is not announced with NOTIFY: nobody can follow a job
---    before it exists, and a follower reads what came before from the table. NOTIFY serializes
---    the commits of the transactions that use it (PostgreSQL holds a global lock from
---    pre-commit to the end of commit), which capped submissions at the disk's fsync rate.
+-- 1. a `queued` event counts its position up to 1,000 jobs ahead (past that it reads 1000 and
+--    its ETA is a lower bound), a job's view up to 10,000: an unbounded count costs about 1 µs
+--    per queued job ahead;
+-- 2. the `queued` event of a new job (seq 1) is written when it is first read, not by the
+--    submission (`orfeas_materialize_queued`, called before a follower reads the table): nobody
+--    can follow a job before it exists, so nothing is missed, and the submission neither
+--    counts the queue nor sends a NOTIFY — which serializes the commits of the transactions
+--    that use it (PostgreSQL holds a global lock from pre-commit to the end of commit). The
+--    position and ETA are then those at the first look, and null if the job had already
+--    started by then.
 DROP FUNCTION orfeas_queue_estimate(UUID);
 CREATE FUNCTION orfeas_queue_estimate(job UUID, cap INTEGER DEFAULT 10000) RETURNS JSONB
 LANGUAGE sql STABLE AS $$
@@ -68,16 +71,16 @@ DECLARE
     k TEXT;
     d JSONB;
 BEGIN
-    IF TG_OP = 'INSERT' AND NEW.status <> 'queued' THEN
+    IF TG_OP = 'INSERT' THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'UPDATE' AND NEW.event_seq = OLD.event_seq THEN
+    IF NEW.event_seq = OLD.event_seq THEN
         RETURN NULL;
     END IF;
     CASE NEW.status
         WHEN 'queued' THEN
             k := 'queued';
-            d := jsonb_build_object('attempt', NEW.attempt) || orfeas_queue_estimate(NEW.id, 100);
+            d := jsonb_build_object('attempt', NEW.attempt) || orfeas_queue_estimate(NEW.id, 1000);
         WHEN 'running' THEN
             k := 'started';
             d := jsonb_build_object('attempt', NEW.attempt, 'worker', NEW.worker_id,
@@ -95,6 +98,28 @@ BEGIN
             k := 'canceled';
             d := jsonb_build_object('message', NEW.error_message);
     END CASE;
-    PERFORM orfeas_record_event(NEW.id, NEW.event_seq, k, d, TG_OP <> 'INSERT');
+    PERFORM orfeas_record_event(NEW.id, NEW.event_seq, k, d, TRUE);
     RETURN NULL;
 END $$;
+
+-- 3. The owner indexes only index jobs that have an owner: jobs submitted without keys (a
+--    deployment with auth off) pay nothing for them.
+DROP INDEX jobs_owner_active;
+DROP INDEX jobs_owner_created;
+CREATE INDEX jobs_owner_active ON jobs (owner)
+    WHERE owner IS NOT NULL AND status IN ('queued', 'running');
+CREATE INDEX jobs_owner_created ON jobs (owner, created_at) WHERE owner IS NOT NULL;
+
+-- The first `queued` event of a job, written on first read (see 2. above); a no-op once it
+-- exists, or for a job that has none (inserted finished).
+CREATE FUNCTION orfeas_materialize_queued(job UUID) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO job_events (job_id, seq, kind, data, at)
+    SELECT id, 1, 'queued',
+           jsonb_build_object('attempt', 0) || CASE WHEN status = 'queued'
+               THEN orfeas_queue_estimate(id, 1000)
+               ELSE '{"position": null, "eta_seconds": null}'::jsonb END,
+           created_at
+    FROM jobs WHERE id = job AND event_seq >= 1
+    ON CONFLICT (job_id, seq) DO NOTHING;
+$$;

@@ -35,6 +35,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         )));
     }
     let keys = Arc::new(KeyStore::new(db.clone(), a.auth, a.key_cache));
+    // The first answer is read now, so no request waits for it.
+    keys.start().await?;
     let webhook_allow = Arc::new(
         config
             .webhooks

@@ -1,6 +1,6 @@
 //! Key lookup and whether keys are in force. Verified keys are cached for `api.key_cache_ms`
-//! (so a request costs no database round trip), which is also how long a revocation takes to
-//! reach every replica.
+//! (so a request costs no database round trip), which is also about how long a revocation or a
+//! first key takes to reach every replica.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,18 +56,49 @@ impl KeyStore {
     }
 
     /// Whether requests need a credential: always (`required`), never (`disabled`), or while
-    /// any live key exists (`auto`).
+    /// any live key exists (`auto`). Answered from the last reading, which [`KeyStore::start`]
+    /// refreshes every `api.key_cache_ms` in the background, so no request waits for the
+    /// database here (an upload refused from its headers is refused at once).
     pub async fn in_force(&self) -> Result<bool, DbError> {
         match self.mode {
             AuthMode::Required => return Ok(true),
             AuthMode::Disabled => return Ok(false),
             AuthMode::Auto => {}
         }
-        if let Some(c) = &*self.in_force.lock().unwrap_or_else(|p| p.into_inner())
-            && c.at.elapsed() < self.ttl
-        {
-            return Ok(c.value);
+        let cached = self
+            .in_force
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.value);
+        match cached {
+            Some(value) => Ok(value),
+            None => self.refresh_in_force().await,
         }
+    }
+
+    /// Reads whether keys are in force now, then keeps the reading fresh until the store is
+    /// dropped.
+    pub async fn start(self: &Arc<Self>) -> Result<(), DbError> {
+        if self.mode != AuthMode::Auto {
+            return Ok(());
+        }
+        self.refresh_in_force().await?;
+        let weak = Arc::downgrade(self);
+        let every = self.ttl;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(store) = weak.upgrade() else { return };
+                if let Err(e) = store.refresh_in_force().await {
+                    tracing::debug!(error = %e, "keys: could not refresh whether keys are in force");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn refresh_in_force(&self) -> Result<bool, DbError> {
         let value = self.db.any_live_key().await?;
         *self.in_force.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
             at: Instant::now(),

@@ -120,6 +120,13 @@ impl Db {
         after: i64,
         limit: i64,
     ) -> Result<Vec<JobEvent>, DbError> {
+        if after < 1 {
+            // A submission does not write its `queued` event; the first reader does.
+            sqlx::query("SELECT orfeas_materialize_queued($1)")
+                .bind(id.0)
+                .execute(self.pool())
+                .await?;
+        }
         let rows = sqlx::query(
             "SELECT job_id, seq, kind, data, at FROM job_events \
              WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -229,6 +236,10 @@ impl Db {
 
     /// A job's last event: its sequence number and kind.
     pub async fn last_event(&self, id: JobId) -> Result<Option<(i64, JobEventKind)>, DbError> {
+        sqlx::query("SELECT orfeas_materialize_queued($1)")
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
         let row = sqlx::query(
             "SELECT seq, kind FROM job_events WHERE job_id = $1 ORDER BY seq DESC LIMIT 1",
         )
