@@ -32,6 +32,7 @@ ALTER TABLE jobs DROP CONSTRAINT jobs_idempotency_key_key;
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (owner_key, idempotency_key);
 
 -- The concurrency quota counts an owner's queued and running jobs; the daily quota its jobs
--- since midnight (UTC).
-CREATE INDEX jobs_owner_active ON jobs (owner) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_owner_created ON jobs (owner, created_at);
+-- since midnight (UTC). Only owned jobs are indexed: jobs submitted without keys pay nothing.
+CREATE INDEX jobs_owner_active ON jobs (owner)
+    WHERE owner IS NOT NULL AND status IN ('queued', 'running');
+CREATE INDEX jobs_owner_created ON jobs (owner, created_at) WHERE owner IS NOT NULL;

@@ -26,7 +26,10 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
     db.check_schema().await?;
     let a = &config.api;
-    if a.auth == AuthMode::Auto && !a.listen.ip().is_loopback() && !db.any_live_key().await? {
+    let keys = Arc::new(KeyStore::new(db.clone(), a.auth, a.key_cache));
+    // The first answer is read now, so no request waits for it.
+    keys.start().await?;
+    if a.auth == AuthMode::Auto && !a.listen.ip().is_loopback() && !keys.in_force().await? {
         return Err(StartError::Refused(format!(
             "api.listen is {} (not loopback) and no API key exists: anyone who can reach it \
              could use it. Create a key (`orfeas keys create --name NAME`), or set \
@@ -34,9 +37,6 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             a.listen
         )));
     }
-    let keys = Arc::new(KeyStore::new(db.clone(), a.auth, a.key_cache));
-    // The first answer is read now, so no request waits for it.
-    keys.start().await?;
     let webhook_allow = Arc::new(
         config
             .webhooks

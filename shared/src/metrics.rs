@@ -40,8 +40,6 @@ pub struct ApiMetrics {
     pub workers_live: IntGauge,
     /// Requests whose key's rate limit could not be checked (Redis down): limits are off.
     pub rate_limit_unavailable: IntCounter,
-    /// Open event streams (SSE and WebSocket).
-    pub event_streams: IntGauge,
 }
 
 impl ApiMetrics {
@@ -110,11 +108,6 @@ impl ApiMetrics {
                     "Requests let through unchecked because the rate limiter's Redis was unavailable",
                 )
                 .expect("valid metric"),
-            ),
-            event_streams: reg(
-                &r,
-                IntGauge::new("orfeas_event_streams", "Open job event streams (SSE, WebSocket)")
-                    .expect("valid metric"),
             ),
             registry: r,
         }

@@ -41,7 +41,8 @@ pub struct KeyStore {
     mode: AuthMode,
     ttl: Duration,
     keys: Mutex<HashMap<Uuid, Cached<Option<Arc<KeyRecord>>>>>,
-    in_force: Mutex<Option<Cached<bool>>>,
+    /// The last reading of whether any live key exists (refreshed by `start`).
+    in_force: Mutex<Option<bool>>,
 }
 
 impl KeyStore {
@@ -65,12 +66,7 @@ impl KeyStore {
             AuthMode::Disabled => return Ok(false),
             AuthMode::Auto => {}
         }
-        let cached = self
-            .in_force
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|c| c.value);
+        let cached = *self.in_force.lock().unwrap_or_else(|p| p.into_inner());
         match cached {
             Some(value) => Ok(value),
             None => self.refresh_in_force().await,
@@ -100,10 +96,7 @@ impl KeyStore {
 
     async fn refresh_in_force(&self) -> Result<bool, DbError> {
         let value = self.db.any_live_key().await?;
-        *self.in_force.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
-            at: Instant::now(),
-            value,
-        });
+        *self.in_force.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
         Ok(value)
     }
 

@@ -2,11 +2,14 @@
 //! are in force → the credential (Bearer key, session cookie with its origin check, or share
 //! link) → scope → rate limit. Handlers receive the [`Principal`] and scope their queries by it.
 
+use std::sync::Arc;
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use orfeas_shared::db::{DbError, KeyRecord};
 use orfeas_vocab::ErrorCode;
 
 use super::Principal;
@@ -69,13 +72,19 @@ fn same_origin(req: &Request) -> bool {
     }
 }
 
+type Lookup = Result<Result<Arc<KeyRecord>, Refusal>, DbError>;
+
+/// A key lookup's answer: the live key, or the error that refuses the request.
+fn live_key(lookup: Lookup) -> Result<Arc<KeyRecord>, ApiError> {
+    match lookup {
+        Ok(Ok(k)) => Ok(k),
+        Ok(Err(r)) => Err(ApiError::new(ErrorCode::Unauthorized, r.message())),
+        Err(e) => Err(ApiError::from(e)),
+    }
+}
+
 fn unauthorized(message: &str) -> Response {
-    let mut resp = ApiError::new(ErrorCode::Unauthorized, message).into_response();
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer realm=\"orfeas\""),
-    );
-    resp
+    ApiError::new(ErrorCode::Unauthorized, message).into_response()
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -98,10 +107,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let now = Utc::now();
     let (key, only_job) = match credential(&req) {
         None => return unauthorized("an API key is required (Authorization: Bearer …)"),
-        Some(Credential::Bearer(token)) => match state.keys.verify(token).await {
-            Ok(Ok(k)) => (k, None),
-            Ok(Err(r)) => return unauthorized(r.message()),
-            Err(e) => return ApiError::from(e).into_response(),
+        Some(Credential::Bearer(token)) => match live_key(state.keys.verify(token).await) {
+            Ok(k) => (k, None),
+            Err(refused) => return refused.into_response(),
         },
         Some(Credential::Session(token)) => {
             let Some(Grant::Session { key }) = state.signer.open(token, now) else {
@@ -114,10 +122,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 )
                 .into_response();
             }
-            match state.keys.by_id(key).await {
-                Ok(Ok(k)) => (k, None),
-                Ok(Err(r)) => return unauthorized(r.message()),
-                Err(e) => return ApiError::from(e).into_response(),
+            match live_key(state.keys.by_id(key).await) {
+                Ok(k) => (k, None),
+                Err(refused) => return refused.into_response(),
             }
         }
         Some(Credential::Share(token)) => {
@@ -131,13 +138,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 )
                 .into_response();
             }
-            match state.keys.by_id(key).await {
-                Ok(Ok(k)) => (k, Some(job)),
-                Ok(Err(Refusal::Revoked)) => {
-                    return unauthorized("the key that shared this link was revoked");
-                }
-                Ok(Err(r)) => return unauthorized(r.message()),
-                Err(e) => return ApiError::from(e).into_response(),
+            match live_key(state.keys.by_id(key).await) {
+                Ok(k) => (k, Some(job)),
+                Err(refused) => return refused.into_response(),
             }
         }
     };

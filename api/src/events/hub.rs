@@ -89,11 +89,6 @@ impl EventHub {
         }
     }
 
-    /// Jobs being followed now.
-    pub fn followed(&self) -> usize {
-        lock(&self.channels).len()
-    }
-
     fn send(&self, job: JobId, signal: Signal) {
         if let Some(tx) = lock(&self.channels).get(&job) {
             let _ = tx.send(signal);

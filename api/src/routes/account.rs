@@ -9,10 +9,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use orfeas_vocab::{JobId, JobStatus, Scope};
+use orfeas_vocab::{JobStatus, Scope};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::parse_id;
 use crate::auth::Principal;
 use crate::auth::tokens::SESSION_COOKIE;
 use crate::error::{ApiError, ErrorBody};
@@ -190,9 +191,7 @@ pub async fn share(
     Path(id): Path<String>,
     Query(q): Query<ShareQuery>,
 ) -> Result<Response, ApiError> {
-    let id: JobId = id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("`{id}` is not a job id")))?;
+    let id = parse_id(&id)?;
     let ttl = q.ttl_s.unwrap_or(3_600);
     if ttl == 0 || ttl > MAX_SHARE_S {
         return Err(ApiError::bad_request(format!(

@@ -17,10 +17,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use orfeas_shared::db::DbError;
-use orfeas_vocab::{JobEvent, JobId};
+use orfeas_vocab::JobEvent;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::parse_id;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::events;
@@ -29,11 +30,6 @@ use crate::views::{EventView, event_view};
 
 /// Most jobs one multi-job stream follows.
 pub const MAX_STREAM_JOBS: usize = 100;
-
-fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request(format!("`{raw}` is not a job id")))
-}
 
 fn last_event_id(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -63,6 +59,18 @@ fn sse_event(view: &EventView, id: String) -> Event {
 /// A database failure mid-stream ends the stream; the client reconnects with its last id.
 fn log_end(e: &DbError) {
     tracing::warn!(error = %e, "event stream ended: database unavailable");
+}
+
+/// The stream's items until the first database failure, which ends it (logged).
+fn until_db_error<T>(stream: impl Stream<Item = Result<T, DbError>>) -> impl Stream<Item = T> {
+    stream
+        .take_while(|item| {
+            if let Err(e) = item {
+                log_end(e);
+            }
+            futures::future::ready(item.is_ok())
+        })
+        .filter_map(|item| futures::future::ready(item.ok()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -104,20 +112,8 @@ pub async fn job_sse(
     };
     state.jobs.require(id, &caller).await?;
     let stream = events::follow(&state.events, state.db.clone(), id, after).await?;
-    let out = stream
-        .take_while(|item| {
-            if let Err(e) = item {
-                log_end(e);
-            }
-            futures::future::ready(item.is_ok())
-        })
-        .filter_map(|item| async move {
-            let e = item.ok()?;
-            Some(Ok::<_, Infallible>(sse_event(
-                &event_view(&e),
-                e.seq.to_string(),
-            )))
-        });
+    let out = until_db_error(stream)
+        .map(|e| Ok::<_, Infallible>(sse_event(&event_view(&e), e.seq.to_string())));
     Ok(sse(out, &state))
 }
 
@@ -275,26 +271,17 @@ pub async fn many_sse(
     for (i, (&id, &from)) in ids.iter().zip(&after).enumerate() {
         state.jobs.require(id, &caller).await?;
         let s = events::follow(&state.events, state.db.clone(), id, from).await?;
-        streams.push(s.map(move |item| (i, item)).boxed());
+        streams.push(s.map(move |item| item.map(|e| (i, e))).boxed());
     }
-    let out = futures::stream::select_all(streams)
-        .take_while(|(_, item)| {
-            if let Err(e) = item {
-                log_end(e);
-            }
-            futures::future::ready(item.is_ok())
-        })
-        .scan(after, |positions, (i, item)| {
-            let event = item.ok().map(|e| {
-                positions[i] = e.seq;
-                let id = positions
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                Ok::<_, Infallible>(sse_event(&event_view(&e), id))
-            });
-            futures::future::ready(event)
-        });
+    let mut positions = after;
+    let out = until_db_error(futures::stream::select_all(streams)).map(move |(i, e)| {
+        positions[i] = e.seq;
+        let id = positions
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok::<_, Infallible>(sse_event(&event_view(&e), id))
+    });
     Ok(sse(out, &state))
 }

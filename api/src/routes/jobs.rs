@@ -15,17 +15,13 @@ use orfeas_vocab::{Artifact, ErrorCode, JobId, JobStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::parse_id;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::Submitted;
 use crate::state::AppState;
 use crate::upload::Upload;
 use crate::views::{JobList, JobView};
-
-fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request(format!("`{raw}` is not a job id")))
-}
 
 /// Submit an image-to-3D job.
 ///

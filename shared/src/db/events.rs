@@ -139,18 +139,6 @@ impl Db {
         rows.iter().map(event_from_row).collect()
     }
 
-    /// One recorded event.
-    pub async fn event(&self, id: JobId, seq: i64) -> Result<Option<JobEvent>, DbError> {
-        let row = sqlx::query(
-            "SELECT job_id, seq, kind, data, at FROM job_events WHERE job_id = $1 AND seq = $2",
-        )
-        .bind(id.0)
-        .bind(seq)
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(event_from_row).transpose()
-    }
-
     /// Where a queued job stands in its engine's queue now.
     pub async fn queue_estimate(&self, id: JobId) -> Result<QueueEstimate, DbError> {
         let v: Option<serde_json::Value> = sqlx::query_scalar("SELECT orfeas_queue_estimate($1)")
@@ -236,10 +224,6 @@ impl Db {
 
     /// A job's last event: its sequence number and kind.
     pub async fn last_event(&self, id: JobId) -> Result<Option<(i64, JobEventKind)>, DbError> {
-        sqlx::query("SELECT orfeas_materialize_queued($1)")
-            .bind(id.0)
-            .execute(self.pool())
-            .await?;
         let row = sqlx::query(
             "SELECT seq, kind FROM job_events WHERE job_id = $1 ORDER BY seq DESC LIMIT 1",
         )

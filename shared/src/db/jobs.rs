@@ -193,24 +193,14 @@ impl Db {
                 .bind(owner)
                 .execute(&mut *tx)
                 .await?;
-            let row = sqlx::query(
-                "SELECT (SELECT count(*) FROM jobs WHERE owner = $1 \
-                         AND status IN ('queued', 'running')) AS active, \
-                        (SELECT count(*) FROM jobs WHERE owner = $1 AND created_at >= \
-                         date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today",
-            )
-            .bind(owner)
-            .fetch_one(&mut *tx)
-            .await?;
-            let active: i64 = row.try_get("active")?;
-            let today: i64 = row.try_get("today")?;
+            let usage = super::keys::usage_of(&mut *tx, owner).await?;
             if let Some(limit) = quota.max_active
-                && active >= i64::from(limit)
+                && usage.active >= i64::from(limit)
             {
                 return Ok(InsertOutcome::OverQuota(QuotaHit::Concurrent { limit }));
             }
             if let Some(limit) = quota.daily
-                && today >= i64::from(limit)
+                && usage.today >= i64::from(limit)
             {
                 return Ok(InsertOutcome::OverQuota(QuotaHit::Daily { limit }));
             }

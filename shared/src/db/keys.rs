@@ -154,19 +154,28 @@ impl Db {
     }
 
     pub async fn usage(&self, owner: Uuid) -> Result<Usage, DbError> {
-        let row = sqlx::query(
-            "SELECT (SELECT count(*) FROM jobs WHERE owner = $1 \
-                     AND status IN ('queued', 'running')) AS active, \
-                    (SELECT count(*) FROM jobs WHERE owner = $1 \
-                     AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') \
-                                       AT TIME ZONE 'UTC') AS today",
-        )
-        .bind(owner)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(Usage {
-            active: row.try_get("active")?,
-            today: row.try_get("today")?,
-        })
+        usage_of(self.pool(), owner).await
     }
+}
+
+/// An owner's usage, read through `db` (the pool, or the transaction that inserts a job under
+/// the owner's quota lock).
+pub(super) async fn usage_of<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    owner: Uuid,
+) -> Result<Usage, DbError> {
+    let row = sqlx::query(
+        "SELECT (SELECT count(*) FROM jobs WHERE owner = $1 \
+                 AND status IN ('queued', 'running')) AS active, \
+                (SELECT count(*) FROM jobs WHERE owner = $1 \
+                 AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') \
+                                   AT TIME ZONE 'UTC') AS today",
+    )
+    .bind(owner)
+    .fetch_one(db)
+    .await?;
+    Ok(Usage {
+        active: row.try_get("active")?,
+        today: row.try_get("today")?,
+    })
 }
