@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use orfeas_shared::db::{DeliveryLog, JobRecord, QueueEstimate, StageRecord};
 use orfeas_shared::heartbeat::WorkerHeartbeat;
-use orfeas_vocab::{Artifact, Device, JobId, JobSpec, JobStatus, Stage};
+use orfeas_vocab::{Artifact, Device, JobId, JobSpec, JobStatus, Segmentation, Stage};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -27,6 +27,10 @@ pub struct JobView {
     /// The job's webhook deliveries (each event once, with its attempts and last answer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<DeliveryLog>,
+    /// How the object was cut out of the image and how much of it the mask covers, once an
+    /// attempt preprocessed it (the `cutout` output, when asked for, shows the mask itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<Segmentation>,
     /// Seconds per stage of the attempt that finished the job.
     pub timings: Vec<StageTiming>,
     pub outputs: Vec<OutputLink>,
@@ -178,6 +182,7 @@ impl JobView {
             error,
             queue: None,
             webhooks: Vec::new(),
+            segmentation: job.segmentation,
             timings,
             outputs,
             links: JobLinks {

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orfeas_pipeline::image::ImageLimits;
+use orfeas_pipeline::segmentation::load_segmenter;
 use orfeas_pipeline::shape::{EngineSpec, load_engine};
 use orfeas_pipeline::{BatchItem, ItemReport, JobOptions, Pipeline, ProgressObserver, Stage};
 use orfeas_vocab::options::defaults;
@@ -73,9 +74,14 @@ pub struct GenerateArgs {
     /// hunyuan3d: compute dtype, f32 (CPU) or f16/bf16 (CUDA).
     #[arg(long, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
-    /// Also write the preprocessed cut-out as `<image stem>.cutout.png`.
-    #[arg(long)]
+    /// Also write the 512² RGBA cut-out the engine sees as `<image stem>.cutout.png`.
+    #[arg(long = "save-cutout", visible_alias = "cutout")]
     pub cutout: bool,
+    /// U²-Net weights for background removal (rembg's `u2net.onnx` / `u2netp.onnx`, the
+    /// original `u2net.pth` / `u2netp.pth`, or safetensors); without them photos are segmented
+    /// by the weights-free method.
+    #[arg(long, value_name = "FILE")]
+    pub segmentation_weights: Option<PathBuf>,
     /// Skip texture synthesis (meshes without vertex colours).
     #[arg(long)]
     pub no_texture: bool,
@@ -196,7 +202,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
         }
         _ => anyhow::anyhow!("loading the {} engine: {e}", args.engine),
     })?;
-    let pipeline = Pipeline::new(engine, limits);
+    let mut pipeline = Pipeline::new(engine, limits);
+    if let Some(path) = &args.segmentation_weights {
+        let segmenter = load_segmenter(path, args.device)
+            .map_err(|e| anyhow::anyhow!("loading the segmentation weights: {e}"))?;
+        pipeline = pipeline.with_segmenter(segmenter);
+    }
     let items: Vec<BatchItem<'_>> = inputs
         .iter()
         .map(|bytes| BatchItem::new(bytes, &opts))
@@ -235,6 +246,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
     let stems = output_stems(&args.images);
     let mut written = Vec::new();
     let mut failures = Vec::new();
+    let mut masks = Vec::new();
     for ((report, stem), path) in reports.iter().zip(&stems).zip(&args.images) {
         match &report.result {
             Ok(output) => {
@@ -247,8 +259,17 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
             }
             Err(e) => failures.push((path.clone(), format!("[{}] {e}", e.code()))),
         }
+        if let Some(seg) = report.segmentation {
+            masks.push(format!(
+                "{}: mask by {}, {:.1}% of the image\n",
+                path.display(),
+                seg.method,
+                seg.mask_share * 100.0
+            ));
+        }
     }
-    let table = timing_table(reports.iter().map(|r| (&r.timings, r.batch_size)));
+    let table =
+        masks.concat() + "\n" + &timing_table(reports.iter().map(|r| (&r.timings, r.batch_size)));
     Ok(GenerateSummary {
         written,
         failures,

@@ -46,6 +46,7 @@ fn args(images: Vec<PathBuf>, out: PathBuf) -> GenerateArgs {
         device: Device::Cpu,
         dtype: Dtype::F32,
         cutout: false,
+        segmentation_weights: None,
         no_texture: false,
         quiet: true,
     }
@@ -300,4 +301,48 @@ fn a_bad_image_fails_alone_with_its_code() {
         summary.failures
     );
     assert_eq!(summary.written.len(), 4);
+}
+
+/// Real photos without alpha (scikit-image's, downscaled; `pipeline/tests/fixtures/segmentation`)
+/// all become meshes through the weights-free background removal: no `no_foreground`, a mask
+/// covering 3–90 % of each photo, the method reported, every GLB valid; `--save-cutout` writes
+/// the 512² cut-out beside each.
+#[test]
+fn real_photos_become_valid_meshes_with_their_cutouts() {
+    let out = out_dir("photos");
+    let dir = repo().join("pipeline/tests/fixtures/segmentation/photos");
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("photos")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    photos.sort();
+    assert!(photos.len() >= 6, "{photos:?}");
+    let mut a = args(photos.clone(), out.clone());
+    a.format = vec![MeshFormat::Glb];
+    a.resolution = 96;
+    a.cutout = true;
+    let summary = run(&a).expect("generate runs");
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    for (r, p) in summary.reports.iter().zip(&photos) {
+        let seg = r.segmentation.expect("segmented");
+        assert!(
+            (0.03..=0.9).contains(&seg.mask_share),
+            "{}: {seg:?}",
+            p.display()
+        );
+        let stem = p.file_stem().expect("stem").to_string_lossy();
+        let cut = image::open(out.join(format!("{stem}.cutout.png")))
+            .expect("cutout")
+            .to_rgba8();
+        assert_eq!(cut.dimensions(), (512, 512));
+    }
+    assert!(summary.table.contains("mask by"), "{}", summary.table);
+    let glbs: Vec<PathBuf> = summary
+        .written
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "glb"))
+        .cloned()
+        .collect();
+    assert_eq!(glbs.len(), photos.len());
+    validate(&glbs);
 }

@@ -44,6 +44,10 @@ pub enum LoadError {
 pub enum PreprocessError {
     #[error("no foreground object found: {reason}")]
     NoForeground { reason: String },
+    /// The segmentation model failed on a well-formed image (a device error, not the input's
+    /// fault): retried like an engine failure.
+    #[error("the segmentation model failed: {detail}")]
+    Model { detail: String },
 }
 
 /// Failures of `shape_generation`.
@@ -116,9 +120,10 @@ impl PipelineError {
                 LoadError::Truncated { .. } => ErrorCode::TruncatedImage,
                 LoadError::Corrupt { .. } => ErrorCode::CorruptImage,
             },
-            PipelineError::Preprocessing(PreprocessError::NoForeground { .. }) => {
-                ErrorCode::NoForeground
-            }
+            PipelineError::Preprocessing(e) => match e {
+                PreprocessError::NoForeground { .. } => ErrorCode::NoForeground,
+                PreprocessError::Model { .. } => ErrorCode::EngineFailure,
+            },
             PipelineError::Shape(e) => match e {
                 ShapeError::InvalidOption { .. } => ErrorCode::InvalidOption,
                 ShapeError::EmptySurface { .. } => ErrorCode::EmptySurface,
@@ -210,6 +215,10 @@ mod tests {
                 detail: String::new(),
             }),
             ShapeError::OutOfMemory {
+                detail: String::new(),
+            }
+            .into(),
+            PreprocessError::Model {
                 detail: String::new(),
             }
             .into(),

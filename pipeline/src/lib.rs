@@ -11,6 +11,7 @@ pub mod export;
 pub mod image;
 pub mod mesh;
 pub mod pipeline;
+pub mod segmentation;
 pub mod shape;
 pub mod stage;
 pub mod tensor;

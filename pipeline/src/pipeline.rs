@@ -12,9 +12,14 @@ use std::time::{Duration, Instant};
 use orfeas_vocab::{Artifact, JobSpec, MeshFormat, Stage, StageTimings};
 
 use crate::control::Control;
-use crate::error::{PipelineError, ShapeError};
+use crate::error::{PipelineError, PreprocessError, ShapeError};
 use crate::export::{export_cutout, export_mesh};
-use crate::image::{ImageLimits, PreprocessOptions, PreprocessedImage, load_image, preprocess};
+use crate::image::resize::Raster;
+use crate::image::{
+    ImageLimits, LoadedImage, MaskPlan, PreprocessOptions, PreprocessedImage, Segmentation,
+    load_image, mask_plan, preprocess, preprocess_with, segmentation_input,
+};
+use crate::segmentation::Segmenter;
 use crate::shape::{
     GeneratedShape, PostprocessOptions, ShapeEngine, ShapeOptions, ShapeRequest, postprocess,
 };
@@ -122,6 +127,8 @@ pub struct ItemOutput {
 #[derive(Debug, Clone)]
 pub struct ItemReport {
     pub timings: StageTimings,
+    /// How the object's mask was found, once preprocessing succeeded.
+    pub segmentation: Option<Segmentation>,
     /// Number of images the engine processed together with this one.
     pub batch_size: usize,
     pub result: Result<ItemOutput, PipelineError>,
@@ -147,11 +154,22 @@ impl ProgressObserver for NoProgress {
     fn stage_finished(&mut self, _: usize, _: Stage, _: Duration, _: bool) {}
 }
 
-/// The pipeline with its engine; built once, run for many batches.
-#[derive(Debug)]
+/// The pipeline with its engine (and segmentation model, when one is configured); built once,
+/// run for many batches.
 pub struct Pipeline {
     engine: Box<dyn ShapeEngine>,
+    segmenter: Option<Box<dyn Segmenter>>,
     limits: ImageLimits,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("engine", &self.engine)
+            .field("segmenter", &self.segmenter.as_ref().map(|s| s.kind()))
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// Runs one stage of one item inside its span, timing it and telling the observer.
@@ -179,7 +197,22 @@ fn timed<T>(
 
 impl Pipeline {
     pub fn new(engine: Box<dyn ShapeEngine>, limits: ImageLimits) -> Self {
-        Pipeline { engine, limits }
+        Pipeline {
+            engine,
+            segmenter: None,
+            limits,
+        }
+    }
+
+    /// Segments images without transparency with this model instead of the weights-free
+    /// methods.
+    pub fn with_segmenter(mut self, segmenter: Box<dyn Segmenter>) -> Self {
+        self.segmenter = Some(segmenter);
+        self
+    }
+
+    pub fn segmenter(&self) -> Option<&dyn Segmenter> {
+        self.segmenter.as_deref()
     }
 
     pub fn engine(&self) -> &dyn ShapeEngine {
@@ -190,6 +223,96 @@ impl Pipeline {
         &self.limits
     }
 
+    /// `image_preprocessing` of a batch. The images the segmentation model should cut out are
+    /// segmented in one batched call first (the call's time counts in each of their stage
+    /// timings, as one engine call does for `shape_generation`); then each image is recentred
+    /// on its own.
+    fn preprocess_batch(
+        &self,
+        items: &[BatchItem<'_>],
+        loaded: Vec<Result<LoadedImage, PipelineError>>,
+        progress: &mut dyn ProgressObserver,
+        timings: &mut [StageTimings],
+    ) -> Vec<Result<PreprocessedImage, PipelineError>> {
+        let stage = Stage::ImagePreprocessing;
+        let mut open: Vec<Option<tracing::Span>> = vec![None; items.len()];
+        let mut masks: Vec<Option<Result<Raster, PreprocessError>>> = vec![None; items.len()];
+        if let Some(segmenter) = &self.segmenter {
+            let wanted: Vec<(usize, Raster)> = loaded
+                .iter()
+                .enumerate()
+                .filter_map(|(i, img)| {
+                    let img = img.as_ref().ok()?;
+                    let plan = mask_plan(img, items[i].options.preprocess.background);
+                    let stopped = items[i].control.should_stop() || progress.is_canceled(i);
+                    (plan == MaskPlan::Segment && !stopped).then(|| (i, segmentation_input(img)))
+                })
+                .collect();
+            if !wanted.is_empty() {
+                let spans: Vec<tracing::Span> = wanted
+                    .iter()
+                    .map(|&(i, _)| {
+                        progress.stage_started(i, stage);
+                        let span = stage_span(stage, &items[i].parent);
+                        open[i] = Some(span.clone());
+                        tracing::info_span!(
+                            parent: &span,
+                            "segmentation",
+                            model = %segmenter.kind(),
+                            batch = wanted.len()
+                        )
+                    })
+                    .collect();
+                let inputs: Vec<&Raster> = wanted.iter().map(|(_, r)| r).collect();
+                let start = Instant::now();
+                let result = segmenter.masks(&inputs);
+                drop(spans);
+                let elapsed = start.elapsed();
+                let mut result = match result {
+                    Ok(m) if m.len() == wanted.len() => m.into_iter().map(Ok).collect(),
+                    Ok(m) => vec![
+                        Err(PreprocessError::Model {
+                            detail: format!("{} masks for {} images", m.len(), wanted.len()),
+                        });
+                        wanted.len()
+                    ],
+                    Err(e) => vec![
+                        Err(PreprocessError::Model {
+                            detail: e.to_string()
+                        });
+                        wanted.len()
+                    ],
+                };
+                for (&(i, _), mask) in wanted.iter().zip(result.drain(..)) {
+                    timings[i].record(stage, elapsed);
+                    masks[i] = Some(mask);
+                }
+            }
+        }
+        loaded
+            .into_iter()
+            .enumerate()
+            .map(|(i, img)| {
+                let img = img?;
+                let opts = &items[i].options.preprocess;
+                match (open[i].take(), masks[i].take()) {
+                    (Some(span), Some(mask)) => {
+                        let start = Instant::now();
+                        let result =
+                            span.in_scope(|| Ok(preprocess_with(&img, opts, Some(&mask?))?));
+                        timings[i].record(stage, start.elapsed());
+                        let total = timings[i].get(stage).unwrap_or_default();
+                        progress.stage_finished(i, stage, total, result.is_ok());
+                        result
+                    }
+                    _ => timed(i, stage, &items[i], progress, timings, || {
+                        Ok(preprocess(&img, opts)?)
+                    }),
+                }
+            })
+            .collect()
+    }
+
     /// Runs every item through the five stages; one report per item, in order.
     pub fn run_batch(
         &self,
@@ -198,28 +321,24 @@ impl Pipeline {
     ) -> Vec<ItemReport> {
         let mut timings = vec![StageTimings::default(); items.len()];
 
-        // image_loading + image_preprocessing, per image.
-        let prepared: Vec<Result<PreprocessedImage, PipelineError>> = items
+        let loaded: Vec<Result<LoadedImage, PipelineError>> = items
             .iter()
             .enumerate()
             .map(|(idx, item)| {
-                let img = timed(
+                timed(
                     idx,
                     Stage::ImageLoading,
                     item,
                     progress,
                     &mut timings,
                     || Ok(load_image(item.bytes, &self.limits)?),
-                )?;
-                timed(
-                    idx,
-                    Stage::ImagePreprocessing,
-                    item,
-                    progress,
-                    &mut timings,
-                    || Ok(preprocess(&img, &item.options.preprocess)?),
                 )
             })
+            .collect();
+        let prepared = self.preprocess_batch(items, loaded, progress, &mut timings);
+        let segmentation: Vec<Option<Segmentation>> = prepared
+            .iter()
+            .map(|p| p.as_ref().ok().map(|p| p.segmentation))
             .collect();
 
         // shape_generation: one engine call for every image still alive and wanted.
@@ -363,6 +482,7 @@ impl Pipeline {
                 });
                 ItemReport {
                     timings: timings[idx].clone(),
+                    segmentation: segmentation[idx],
                     batch_size,
                     result,
                 }

@@ -30,7 +30,7 @@ pub fn batch_tensor<B: Backend>(images: &[&PreprocessedImage], device: &B::Devic
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::MaskSource;
+    use crate::image::{Segmentation, SegmentationMethod};
 
     #[test]
     fn values_and_layout() {
@@ -42,7 +42,10 @@ mod tests {
             size: s,
             rgb,
             mask: vec![255; s * s],
-            mask_source: MaskSource::Alpha,
+            segmentation: Segmentation {
+                method: SegmentationMethod::Alpha,
+                mask_share: 1.0,
+            },
         };
         let t = batch_tensor::<CpuBackend>(&[&img, &img], &Default::default());
         assert_eq!(t.dims(), [2, 3, 4, 4]);

@@ -1,7 +1,7 @@
 //! Geometry that can fail: inflation against analytic solids, silhouettes kept, marching cubes
 //! against an analytic sphere, NaN regions.
 
-use orfeas_pipeline::image::{MaskSource, PreprocessedImage};
+use orfeas_pipeline::image::{PreprocessedImage, Segmentation, SegmentationMethod};
 use orfeas_pipeline::mesh::Mesh;
 use orfeas_pipeline::shape::{
     InflateEngine, ShapeEngine, ShapeOptions, ShapeRequest, Volume, marching_cubes,
@@ -29,7 +29,10 @@ fn image_from(inside: impl Fn(f64, f64) -> bool) -> PreprocessedImage {
             .flat_map(|&m| if m != 0 { [200, 50, 40] } else { [255; 3] })
             .collect(),
         mask,
-        mask_source: MaskSource::Alpha,
+        segmentation: Segmentation {
+            method: SegmentationMethod::Alpha,
+            mask_share: 1.0,
+        },
     }
 }
 

@@ -642,7 +642,7 @@ fn signed_volume(positions: &[[f32; 3]], faces: &[[u32; 3]]) -> f64 {
 
 #[test]
 fn engine_end_to_end_matches_the_reference_pipeline() {
-    use orfeas_pipeline::image::{MaskSource, PreprocessedImage};
+    use orfeas_pipeline::image::{PreprocessedImage, Segmentation, SegmentationMethod};
     use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dEngine, Hunyuan3dSettings};
     use orfeas_pipeline::shape::{ShapeEngine, ShapeOptions, ShapeRequest};
     use orfeas_vocab::{Engine, VolumeDecoding};
@@ -657,7 +657,10 @@ fn engine_end_to_end_matches_the_reference_pipeline() {
         size,
         rgb: png.into_raw(),
         mask: vec![255; size * size],
-        mask_source: MaskSource::WholeImage,
+        segmentation: Segmentation {
+            method: SegmentationMethod::WholeImage,
+            mask_share: 1.0,
+        },
     };
     let noise = fx.values("e2e.noise");
 
@@ -759,7 +762,7 @@ fn engine_end_to_end_matches_the_reference_pipeline() {
 
 #[test]
 fn engine_batches_equal_single_runs_and_bad_options_fail_alone() {
-    use orfeas_pipeline::image::{MaskSource, PreprocessedImage};
+    use orfeas_pipeline::image::{PreprocessedImage, Segmentation, SegmentationMethod};
     use orfeas_pipeline::shape::hunyuan3d::{Hunyuan3dEngine, Hunyuan3dSettings};
     use orfeas_pipeline::shape::{ShapeEngine, ShapeOptions, ShapeRequest};
 
@@ -778,7 +781,10 @@ fn engine_batches_equal_single_runs_and_bad_options_fail_alone() {
         size,
         rgb: png.into_raw(),
         mask: vec![255; size * size],
-        mask_source: MaskSource::WholeImage,
+        segmentation: Segmentation {
+            method: SegmentationMethod::WholeImage,
+            mask_share: 1.0,
+        },
     };
     let mut b = a.clone();
     b.rgb.iter_mut().step_by(7).for_each(|v| *v = 255 - *v);

@@ -127,6 +127,8 @@ pub struct WorkerMetrics {
     pub jobs_finished: IntCounterVec,
     pub job_retries: IntCounterVec,
     pub stage_duration: HistogramVec,
+    /// Share of the image inside the object mask, by the method that found the mask.
+    pub mask_share: HistogramVec,
     pub queue_wait: Histogram,
     pub batch_size: Histogram,
     pub optimizer_decisions: IntCounterVec,
@@ -176,6 +178,18 @@ impl WorkerMetrics {
                     )
                     .buckets(DURATION_BUCKETS.to_vec()),
                     &["stage", "engine"],
+                )
+                .expect("valid metric"),
+            ),
+            mask_share: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "orfeas_segmentation_mask_share",
+                        "Share of the input image inside the object mask, by segmentation method",
+                    )
+                    .buckets(vec![0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99]),
+                    &["method"],
                 )
                 .expect("valid metric"),
             ),

@@ -102,7 +102,11 @@ impl ErrorCode {
             EmptySurface => (422, P, "the engine produced no surface"),
             EmptyMesh => (422, P, "nothing to export"),
             MeshTooLarge => (422, P, "the mesh exceeds a format's limits"),
-            EngineFailure => (500, T, "the shape engine failed; retried"),
+            EngineFailure => (
+                500,
+                T,
+                "a model (shape engine or segmentation) failed; retried",
+            ),
             OutOfMemory => (
                 503,
                 T,

@@ -1,6 +1,6 @@
 //! The ORFEAS vocabulary: the names every layer shares, defined once — pipeline stages and the
 //! sub-steps of `shape_generation`, the artifacts a job produces, engines, devices, dtypes,
-//! volume decoding, background modes, job ids, statuses, job events, specifications and queue
+//! volume decoding, background modes and segmentation methods, job ids, statuses, job events, specifications and queue
 //! messages, and the one error-code table with each code's HTTP status and retry class.
 //!
 //! It depends on serde, uuid and chrono only; the `sqlx` and `openapi` features add the
@@ -17,6 +17,7 @@ pub mod job;
 pub mod message;
 pub mod options;
 pub mod scope;
+pub mod segmentation;
 pub mod spec;
 pub mod stage;
 pub mod webhook;
@@ -30,6 +31,7 @@ pub use message::{JobMessage, MessageError};
 pub use names::UnknownName;
 pub use options::{BackgroundMode, InvalidOption};
 pub use scope::Scope;
+pub use segmentation::{Segmentation, SegmentationMethod};
 pub use spec::{JobOptionsInput, JobSpec};
 pub use stage::{ShapeStep, Stage, StageTimings};
 pub use webhook::{Webhook, WebhookEvent};

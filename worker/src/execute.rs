@@ -141,6 +141,16 @@ impl Worker {
         self.metrics.batch_size.observe(work.len() as f64);
         self.metrics.oom_splits.inc_by(ooms.len() as u64);
         for (((m, held), w), r) in messages.iter().zip(&work).zip(ran) {
+            if let Some(seg) = r.report.segmentation {
+                self.metrics
+                    .mask_share
+                    .with_label_values(&[seg.method.as_str()])
+                    .observe(f64::from(seg.mask_share));
+                // Recorded whatever happens next: a bad mask explains a failed shape too.
+                if let Err(e) = self.db.record_segmentation(w.job_id, w.attempt, &seg).await {
+                    tracing::warn!(job = %w.job_id, error = %e, "segmentation not recorded");
+                }
+            }
             match self.complete(w, r).await {
                 Ok(()) => {
                     if let Err(e) = broker.ack(m).await {

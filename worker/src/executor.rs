@@ -214,6 +214,7 @@ pub async fn run_batch(pipeline: Arc<Pipeline>, events: Option<Events>, work: &[
                 .map(|_| Ran {
                     report: ItemReport {
                         timings: Default::default(),
+                        segmentation: None,
                         batch_size: n,
                         result: Err(ShapeError::Engine {
                             engine: pipeline_engine.as_str().into(),

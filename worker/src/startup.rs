@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use object_store::ObjectStore;
 use orfeas_pipeline::Pipeline;
 use orfeas_pipeline::image::ImageLimits;
+use orfeas_pipeline::segmentation::{Segmenter, load_segmenter};
 use orfeas_pipeline::shape::{EngineLoadError, EngineSpec, load_engine};
 use orfeas_shared::db::Db;
 use orfeas_shared::metrics::WorkerMetrics;
@@ -64,6 +65,25 @@ pub fn build_engine(
     Ok(engine)
 }
 
+/// The segmentation model `worker.segmentation_weights` names, loaded once on the worker's
+/// device; a file that does not load is a start-up error, never a per-job one.
+pub fn build_segmenter(config: &Config) -> Result<Option<Box<dyn Segmenter>>, StartError> {
+    let w = &config.worker;
+    let Some(path) = &w.segmentation_weights else {
+        return Ok(None);
+    };
+    let started = std::time::Instant::now();
+    let segmenter = load_segmenter(path, w.device).map_err(|e| {
+        StartError::Model(format!(
+            "worker.segmentation_weights = {}: {e}",
+            path.display()
+        ))
+    })?;
+    tracing::info!(model = %segmenter.kind(), weights = %path.display(), device = %w.device,
+        load_s = started.elapsed().as_secs_f64(), "segmentation model loaded");
+    Ok(Some(segmenter))
+}
+
 impl Worker {
     pub async fn new(config: Config) -> Result<Arc<Worker>, StartError> {
         let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
@@ -71,10 +91,11 @@ impl Worker {
         let store = storage::build(&config.storage)?;
         let w = &config.worker;
         let probe = DeviceProbe::open(w.device).map_err(StartError::Device)?;
-        let pipeline = Arc::new(Pipeline::new(
-            build_engine(&config)?,
-            ImageLimits::default(),
-        ));
+        let mut pipeline = Pipeline::new(build_engine(&config)?, ImageLimits::default());
+        if let Some(segmenter) = build_segmenter(&config)? {
+            pipeline = pipeline.with_segmenter(segmenter);
+        }
+        let pipeline = Arc::new(pipeline);
         if w.device.is_gpu() && w.engine == Engine::Inflate {
             tracing::warn!(
                 device = %w.device,

@@ -18,5 +18,6 @@ mod failures;
 mod lifecycle;
 mod operator;
 mod retention;
+mod segmentation;
 mod traces;
 mod webhooks;

@@ -51,7 +51,7 @@ pub fn export_cutout(image: &PreprocessedImage) -> Result<Vec<u8>, ExportError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::MaskSource;
+    use crate::image::{Segmentation, SegmentationMethod};
 
     #[test]
     fn the_cutout_carries_the_mask_as_alpha() {
@@ -62,7 +62,10 @@ mod tests {
             size,
             rgb: (0..size * size * 3).map(|i| (i % 251) as u8).collect(),
             mask,
-            mask_source: MaskSource::Alpha,
+            segmentation: Segmentation {
+                method: SegmentationMethod::Alpha,
+                mask_share: 1.0,
+            },
         };
         let png = export_cutout(&img).expect("png");
         let decoded = image::load_from_memory(&png).expect("decodes").to_rgba8();

@@ -3,11 +3,14 @@
 
 pub mod edt;
 pub mod load;
+pub mod photo;
+pub mod pil_resize;
 pub mod preprocess;
 pub mod resize;
 pub mod segment;
 
 pub use load::{ImageLimits, LoadedImage, load_image};
 pub use preprocess::{
-    BackgroundMode, MaskSource, PreprocessOptions, PreprocessedImage, preprocess,
+    BackgroundMode, MaskPlan, PreprocessOptions, PreprocessedImage, Segmentation,
+    SegmentationMethod, mask_plan, preprocess, preprocess_with, segmentation_input,
 };

@@ -1,4 +1,6 @@
-//! `image_preprocessing`: background removal, then the recentering of Hunyuan3D-2's
+//! `image_preprocessing`: background removal — the alpha channel, the U²-Net model when one is
+//! loaded ([`MaskPlan`] says which images need it, so a batch is segmented in one call), else the
+//! weights-free methods of [`super::photo`] — then the recentering of Hunyuan3D-2's
 //! `ImageProcessorV2` (docs/hunyuan3d.md, preprocessing), whose output is the tensor the
 //! neural engine consumes:
 //!
@@ -9,20 +11,13 @@
 //! 3. resized to 512² with `INTER_CUBIC` (the mask with `INTER_NEAREST`);
 //! 4. mapped to [-1, 1] as `x / 255 · 2 − 1`.
 
-pub use orfeas_vocab::BackgroundMode;
+pub use orfeas_vocab::{BackgroundMode, Segmentation, SegmentationMethod};
 
 use super::load::LoadedImage;
+use super::photo::{PhotoSegmentParams, WeightsFreeMethod, segment_without_weights};
 use super::resize::{Raster, resize_area, resize_cubic, resize_nearest};
-use super::segment::{SegmentParams, segment_foreground};
+use super::segment::SegmentParams;
 use crate::error::PreprocessError;
-
-/// Where the object mask came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MaskSource {
-    Alpha,
-    Segmentation,
-    WholeImage,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreprocessOptions {
@@ -31,7 +26,10 @@ pub struct PreprocessOptions {
     pub size: usize,
     /// Empty margin around the object (0.15 in the released configs).
     pub border_ratio: f64,
+    /// The border colour model (plain backgrounds).
     pub segment: SegmentParams,
+    /// The weights-free photo method.
+    pub photo: PhotoSegmentParams,
 }
 
 impl Default for PreprocessOptions {
@@ -41,6 +39,7 @@ impl Default for PreprocessOptions {
             size: 512,
             border_ratio: 0.15,
             segment: SegmentParams::default(),
+            photo: PhotoSegmentParams::default(),
         }
     }
 }
@@ -53,7 +52,8 @@ pub struct PreprocessedImage {
     pub rgb: Vec<u8>,
     /// Row-major mask, `size * size` bytes, 0 = background.
     pub mask: Vec<u8>,
-    pub mask_source: MaskSource,
+    /// How the mask was found and how much of the input image it covers.
+    pub segmentation: Segmentation,
 }
 
 impl PreprocessedImage {
@@ -84,38 +84,104 @@ fn has_real_transparency(img: &LoadedImage) -> bool {
     transparent * 1000 >= total
 }
 
+/// Where an image's mask will come from, decided before any segmentation runs (so a worker can
+/// gather the images that need its segmentation model into one batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskPlan {
+    /// The alpha channel.
+    Alpha,
+    /// No segmentation: the whole image.
+    WholeImage,
+    /// Segmentation of [`segmentation_input`]: by the model when one is loaded, else by the
+    /// weights-free methods.
+    Segment,
+}
+
+pub fn mask_plan(img: &LoadedImage, mode: BackgroundMode) -> MaskPlan {
+    match (mode, has_real_transparency(img)) {
+        (BackgroundMode::Auto | BackgroundMode::Never, true) => MaskPlan::Alpha,
+        (BackgroundMode::Never, false) => MaskPlan::WholeImage,
+        (BackgroundMode::Auto, false) | (BackgroundMode::Always, _) => MaskPlan::Segment,
+    }
+}
+
+/// The RGB image segmentation sees: any alpha composited over white.
+pub fn segmentation_input(img: &LoadedImage) -> Raster {
+    let (w, h) = (img.rgba.width() as usize, img.rgba.height() as usize);
+    composite_rgba_on_white(img.rgba.as_raw(), w, h)
+}
+
+/// Preprocessing without a segmentation model (the weights-free methods where needed).
 pub fn preprocess(
     img: &LoadedImage,
     opts: &PreprocessOptions,
 ) -> Result<PreprocessedImage, PreprocessError> {
+    preprocess_with(img, opts, None)
+}
+
+/// Preprocessing; `model_mask` is the segmentation model's mask (one channel, the image's size)
+/// for an image whose [`mask_plan`] is [`MaskPlan::Segment`].
+pub fn preprocess_with(
+    img: &LoadedImage,
+    opts: &PreprocessOptions,
+    model_mask: Option<&Raster>,
+) -> Result<PreprocessedImage, PreprocessError> {
     let (w, h) = (img.rgba.width() as usize, img.rgba.height() as usize);
-    let real_alpha = has_real_transparency(img);
-    let (rgba, source) = match (opts.background, real_alpha) {
-        (BackgroundMode::Auto | BackgroundMode::Never, true) => (
+    let (rgba, method) = match mask_plan(img, opts.background) {
+        MaskPlan::Alpha => (
             Raster::from_data(w, h, 4, img.rgba.as_raw().clone()),
-            MaskSource::Alpha,
+            SegmentationMethod::Alpha,
         ),
-        (BackgroundMode::Never, false) => {
+        MaskPlan::WholeImage => {
             let mut data = img.rgba.as_raw().clone();
             data.chunks_exact_mut(4).for_each(|p| p[3] = 255);
-            (Raster::from_data(w, h, 4, data), MaskSource::WholeImage)
+            (
+                Raster::from_data(w, h, 4, data),
+                SegmentationMethod::WholeImage,
+            )
         }
-        (BackgroundMode::Auto, false) | (BackgroundMode::Always, _) => {
-            let rgb = composite_rgba_on_white(img.rgba.as_raw(), w, h);
-            let mask = segment_foreground(&rgb, &opts.segment);
-            if mask.count() == 0 {
+        MaskPlan::Segment => {
+            let rgb = segmentation_input(img);
+            let (mask, method) = match model_mask {
+                Some(m) if m.width == w && m.height == h && m.channels == 1 => {
+                    (m.data.clone(), SegmentationMethod::U2net)
+                }
+                Some(m) => {
+                    return Err(PreprocessError::NoForeground {
+                        reason: format!(
+                            "the segmentation model returned a {}x{}x{} mask for a {w}x{h} image",
+                            m.width, m.height, m.channels
+                        ),
+                    });
+                }
+                None => {
+                    let (mask, method) = segment_without_weights(&rgb, &opts.segment, &opts.photo);
+                    let method = match method {
+                        WeightsFreeMethod::PlainBackground => SegmentationMethod::PlainBackground,
+                        WeightsFreeMethod::Classic => SegmentationMethod::Classic,
+                    };
+                    (mask.data, method)
+                }
+            };
+            if !mask.iter().any(|&m| m >= 128) {
                 return Err(PreprocessError::NoForeground {
-                    reason: "background removal found no object distinct from the background"
-                        .into(),
+                    reason: format!(
+                        "background removal ({method}) found no object distinct from the background"
+                    ),
                 });
             }
             let mut data = Vec::with_capacity(w * h * 4);
-            for (px, m) in rgb.data.chunks_exact(3).zip(&mask.data) {
+            for (px, m) in rgb.data.chunks_exact(3).zip(&mask) {
                 data.extend_from_slice(px);
                 data.push(*m);
             }
-            (Raster::from_data(w, h, 4, data), MaskSource::Segmentation)
+            (Raster::from_data(w, h, 4, data), method)
         }
+    };
+    let inside = rgba.data.chunks_exact(4).filter(|p| p[3] >= 128).count();
+    let segmentation = Segmentation {
+        method,
+        mask_share: inside as f32 / (w * h).max(1) as f32,
     };
     let (rgb, mask) = recenter(&rgba, opts.border_ratio)?;
     let rgb = resize_cubic(&rgb, opts.size, opts.size);
@@ -129,7 +195,7 @@ pub fn preprocess(
         size: opts.size,
         rgb: rgb.data,
         mask: mask.data,
-        mask_source: source,
+        segmentation,
     })
 }
 

@@ -73,6 +73,36 @@ pub fn segment_foreground(img: &Raster, params: &SegmentParams) -> Mask {
     }
 }
 
+/// How well the border colour model of [`segment_foreground`] explains the image border.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BorderFit {
+    /// Robust spread of the colour residuals on the border (RGB units; ~1 for a clean backdrop).
+    pub spread: f32,
+    /// Share of border samples within the foreground threshold, i.e. that look like background.
+    pub background_share: f32,
+}
+
+/// Fits the border model exactly as [`segment_foreground`] does and reports its fit quality.
+pub fn border_fit(img: &Raster, params: &SegmentParams) -> BorderFit {
+    if img.width == 0 || img.height == 0 || img.channels < 3 {
+        return BorderFit {
+            spread: f32::INFINITY,
+            background_share: 0.0,
+        };
+    }
+    let model = fit_background(img, params);
+    let threshold = (params.noise_multiplier * model.spread + 12.0).max(params.min_distance);
+    let samples = border_samples(img, params);
+    let inside = samples
+        .iter()
+        .filter(|&&(x, y)| model.distance(img, x, y) <= threshold)
+        .count();
+    BorderFit {
+        spread: model.spread,
+        background_share: inside as f32 / samples.len().max(1) as f32,
+    }
+}
+
 /// Per-channel plane `c(x, y) = a + b·x + c·y` fitted to the border band, and the robust
 /// spread of the colour residuals there.
 #[derive(Debug)]
@@ -124,7 +154,7 @@ impl BackgroundModel {
     }
 }
 
-fn fit_background(img: &Raster, params: &SegmentParams) -> BackgroundModel {
+fn border_samples(img: &Raster, params: &SegmentParams) -> Vec<(usize, usize)> {
     let (w, h) = (img.width, img.height);
     let band = ((w.min(h) as f32 * params.border_fraction) as usize).max(1);
     let mut samples: Vec<(usize, usize)> = Vec::new();
@@ -137,6 +167,11 @@ fn fit_background(img: &Raster, params: &SegmentParams) -> BackgroundModel {
             }
         }
     }
+    samples
+}
+
+fn fit_background(img: &Raster, params: &SegmentParams) -> BackgroundModel {
+    let samples = border_samples(img, params);
     let mut model = BackgroundModel {
         coef: [[0.0; 3]; 3],
         spread: 0.0,
@@ -244,11 +279,11 @@ pub(crate) fn erode(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
     dilate(&inv, w, h, r).into_iter().map(|b| !b).collect()
 }
 
-fn open(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
+pub(crate) fn open(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
     dilate(&erode(mask, w, h, r), w, h, r)
 }
 
-fn close(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
+pub(crate) fn close(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
     erode(&dilate(mask, w, h, r), w, h, r)
 }
 
@@ -305,7 +340,7 @@ pub(crate) fn main_components(mask: &[bool], w: usize, h: usize, fraction: f32) 
         .collect()
 }
 
-fn fill_small_holes(mask: &[bool], w: usize, h: usize, max_fraction: f32) -> Vec<bool> {
+pub(crate) fn fill_small_holes(mask: &[bool], w: usize, h: usize, max_fraction: f32) -> Vec<bool> {
     let area = mask.iter().filter(|b| **b).count();
     let (labels, sizes) = label(mask, w, h, false, false);
     let mut touches_border = vec![false; sizes.len()];

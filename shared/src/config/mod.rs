@@ -234,6 +234,11 @@ pub struct WorkerConfig {
     /// The checkpoint folder of engines with weights, loaded once at start-up.
     #[serde(deserialize_with = "off_or")]
     pub weights: Option<PathBuf>,
+    /// U²-Net weights for background removal (rembg's `u2net.onnx`/`u2netp.onnx`, the original
+    /// `.pth`, or safetensors), loaded once at start-up on `device`; none: photos are segmented
+    /// by the weights-free method.
+    #[serde(deserialize_with = "off_or")]
+    pub segmentation_weights: Option<PathBuf>,
     pub volume_decoding: VolumeDecoding,
     /// Compute dtype (half precision on CUDA only).
     pub dtype: Dtype,
@@ -298,6 +303,7 @@ impl Default for WorkerConfig {
             overflow_queue: None,
             engine: Engine::Inflate,
             weights: None,
+            segmentation_weights: None,
             volume_decoding: VolumeDecoding::Hierarchical,
             dtype: Dtype::F32,
         }

@@ -67,6 +67,7 @@ impl fmt::Debug for Config {
             .field("worker.device", &w.device)
             .field("worker.dtype", &w.dtype)
             .field("worker.weights", &w.weights)
+            .field("worker.segmentation_weights", &w.segmentation_weights)
             .field(
                 "telemetry.otlp_endpoint",
                 &self.telemetry.otlp_endpoint.as_deref().map(redact_url),

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orfeas_vocab::{Artifact, Device, ErrorCode, JobId, JobStatus};
+use orfeas_vocab::{Artifact, Device, ErrorCode, JobId, JobStatus, Segmentation};
 use sqlx::Row;
 
 use super::jobs::job_from_row;
@@ -200,6 +200,26 @@ impl Db {
         .fetch_optional(self.pool())
         .await?;
         Ok(!keep.unwrap_or(false))
+    }
+
+    /// Records how an attempt's object mask was found (only while that attempt is the job's
+    /// latest: a late writer never overwrites a newer attempt's figure).
+    pub async fn record_segmentation(
+        &self,
+        id: JobId,
+        attempt: i32,
+        seg: &Segmentation,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE jobs SET segmentation_method = $3, mask_share = $4 WHERE id = $1 AND attempt = $2",
+        )
+        .bind(id.0)
+        .bind(attempt)
+        .bind(seg.method)
+        .bind(seg.mask_share.clamp(0.0, 1.0))
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// Ends an attempt: guarded on `running`, the attempt number and its owner, with its stage

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orfeas_vocab::{Artifact, ErrorCode, JobId, JobSpec, JobStatus, Stage};
+use orfeas_vocab::{
+    Artifact, ErrorCode, JobId, JobSpec, JobStatus, Segmentation, SegmentationMethod, Stage,
+};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -45,6 +47,8 @@ pub struct JobRecord {
     pub owner: Option<Uuid>,
     /// When its owner deleted its input and outputs.
     pub purged_at: Option<DateTime<Utc>>,
+    /// How the object mask was found, once an attempt preprocessed the image.
+    pub segmentation: Option<Segmentation>,
 }
 
 /// A job to insert.
@@ -108,7 +112,7 @@ macro_rules! job_columns {
         "id, status, spec, input_key, input_bytes, stage, progress, attempt, worker_id, \
          cancel_requested, error_code, error_message, outputs, enqueued_at, created_at, \
          started_at, finished_at, lease_expires_at, counted_attempts, outage_since, output_sha256, \
-         owner, purged_at"
+         owner, purged_at, segmentation_method, mask_share"
     };
 }
 
@@ -124,7 +128,13 @@ pub(super) fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord, DbE
         .map(|s| s.parse::<Artifact>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| corrupt("outputs", &e))?;
+    let method: Option<SegmentationMethod> = row.try_get("segmentation_method")?;
+    let share: Option<f32> = row.try_get("mask_share")?;
     Ok(JobRecord {
+        segmentation: method.map(|method| Segmentation {
+            method,
+            mask_share: share.unwrap_or(0.0),
+        }),
         id,
         status: row.try_get("status")?,
         spec,
