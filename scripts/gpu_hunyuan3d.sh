@@ -7,7 +7,9 @@
 #   2. one DiT forward at full v2-0 size, B = 1 with CFG, random weights: ours and PyTorch, fp16;
 #   3. the whole shape pipeline at full v2-0 size, random weights, ours and PyTorch on this GPU:
 #      (a) 30 steps with CFG + dense decoding at R = 256, B = 1 and larger B;
-#      (b) turbo, 5 steps + hierarchical decoding (reference: FlashVDM) at R = 256.
+#      (b) turbo, 5 steps + hierarchical decoding (reference: FlashVDM) at R = 256;
+#   4. U²-Net (background removal) on burn-cuda: masks against rembg's fixtures, and the time per
+#      320² image at batch 1 and 6, u2netp and u2net (random weights).
 # Results: $OUT/gpu_hunyuan3d.jsonl (one JSON line per timing) and $OUT/gpu_hunyuan3d.log.
 set -uo pipefail
 OUT="${OUT:-out}"
@@ -43,4 +45,7 @@ for b in 1 8; do
   ours 60 shape_bench --device cuda --dtype f16 --preset v2-0-turbo --steps 5 --decoding hierarchical --resolution 256 --batch "$b" --repeats 2
 done
 ref 60 bench/shape_reference.py --device cuda --dtype f16 --preset v2-0-turbo --steps 5 --decoding flashvdm --resolution 256 --batch 1 --repeats 2
+echo "== 4. U²-Net parity and timing on burn-cuda" | tee -a "$log"
+ORFEAS_GPU_TESTS=1 CARGO_MANIFEST_DIR="$PWD/pipeline" timeout 120 /tmp/gpu/u2net-tests \
+  --nocapture parity_on_cuda 2>&1 | tee -a "$log" | grep '"bench"' >> "$res"
 cat "$res"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds what the GPU check (scripts/gpu_hunyuan3d.sh) carries to the device machine:
 #   .gpu/hunyuan3d-tests.gz   the pipeline's Hunyuan3D parity tests, built with --features cuda
+#   .gpu/u2net-tests.gz       the U²-Net parity tests (masks and timing on CUDA), --features cuda
 #   .gpu/dit_bench.gz         the DiT timing example, --features cuda
 #   .gpu/shape_bench.gz       the whole-pipeline timing example, --features cuda
 # (gzipped: what travels is capped at 64 MiB)
@@ -15,19 +16,24 @@ export CARGO_TARGET_DIR="${ORFEAS_CUDA_TARGET_DIR:-$HOME/.cache/orfeas/target-cu
 export CUDARC_CUDA_VERSION=13000
 mkdir -p .gpu .whl
 cargo build --release -p orfeas-pipeline --features cuda --example dit_bench --example shape_bench
-test_bin=$(cargo test --release -p orfeas-pipeline --features cuda --test hunyuan3d --no-run \
-  --message-format=json 2>/dev/null | python3 -c '
+test_binary() {
+  cargo test --release -p orfeas-pipeline --features cuda --test "$1" --no-run \
+    --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "hunyuan3d":
-        print(m["executable"])')
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1"
+}
+test_bin=$(test_binary hunyuan3d)
+u2net_bin=$(test_binary u2net)
 rm -f .gpu/*
 cp "$CARGO_TARGET_DIR/release/examples/dit_bench" .gpu/dit_bench
 cp "$CARGO_TARGET_DIR/release/examples/shape_bench" .gpu/shape_bench
 cp "$test_bin" .gpu/hunyuan3d-tests
-strip .gpu/dit_bench .gpu/shape_bench .gpu/hunyuan3d-tests
-gzip -9 .gpu/dit_bench .gpu/shape_bench .gpu/hunyuan3d-tests
+cp "$u2net_bin" .gpu/u2net-tests
+strip .gpu/dit_bench .gpu/shape_bench .gpu/hunyuan3d-tests .gpu/u2net-tests
+gzip -9 .gpu/dit_bench .gpu/shape_bench .gpu/hunyuan3d-tests .gpu/u2net-tests
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   "${plat[@]}" -d .whl hy3dgen==2.0.2 einops==0.8.1
