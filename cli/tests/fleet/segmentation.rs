@@ -48,6 +48,15 @@ async fn run_with_cutout(
     (done, png)
 }
 
+async fn scrape(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 fn method_and_share(job: &serde_json::Value) -> (String, f64) {
     let seg = &job["segmentation"];
     (
@@ -79,12 +88,7 @@ async fn every_job_reports_its_mask_and_u2net_weights_take_over_photos() {
         "{apple}"
     );
     assert!(share > 0.03 && share < 0.9, "{share}");
-    let metrics = reqwest::get(&worker.metrics_url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape(&worker.metrics_url).await;
     assert!(
         metrics.contains(r#"orfeas_segmentation_mask_share_count{method="alpha"} 1"#),
         "{metrics}"
@@ -110,12 +114,7 @@ async fn every_job_reports_its_mask_and_u2net_weights_take_over_photos() {
     assert!(clear > 0 && clear < 512 * 512, "{clear}");
     let (star, _) = run_with_cutout(&api, &sample("star.png")).await;
     assert_eq!(method_and_share(&star).0, "alpha", "{star}");
-    let metrics = reqwest::get(&worker.metrics_url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape(&worker.metrics_url).await;
     assert!(
         metrics.contains(r#"orfeas_segmentation_mask_share_count{method="u2net"} 1"#),
         "{metrics}"

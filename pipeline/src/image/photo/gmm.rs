@@ -187,7 +187,7 @@ fn principal_axis(m: [[f64; 3]; 3]) -> (f64, [f64; 3]) {
 }
 
 /// Inverse and determinant of a 3×3 matrix; None when it is (numerically) singular.
-fn invert3(m: [[f64; 3]; 3]) -> Option<([[f64; 3]; 3], f64)> {
+pub(super) fn invert3(m: [[f64; 3]; 3]) -> Option<([[f64; 3]; 3], f64)> {
     let c00 = m[1][1] * m[2][2] - m[1][2] * m[2][1];
     let c01 = m[1][2] * m[2][0] - m[1][0] * m[2][2];
     let c02 = m[1][0] * m[2][1] - m[1][1] * m[2][0];

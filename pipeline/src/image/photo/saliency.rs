@@ -4,6 +4,7 @@
 //! in colour from the border, is likely the subject; a centre prior breaks ties.
 
 use super::WorkImage;
+use super::gmm::invert3;
 
 /// Saliency tunables.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,31 +189,10 @@ fn border_contrast(img: &WorkImage, fraction: f32) -> Vec<f32> {
 
 /// Inverse of a symmetric positive-definite 3×3 matrix (identity when degenerate).
 fn invert_sym3(m: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    let c00 = m[1][1] * m[2][2] - m[1][2] * m[2][1];
-    let c01 = m[1][2] * m[2][0] - m[1][0] * m[2][2];
-    let c02 = m[1][0] * m[2][1] - m[1][1] * m[2][0];
-    let det = m[0][0] * c00 + m[0][1] * c01 + m[0][2] * c02;
-    if !(det.is_finite() && det > 1e-9) {
-        return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    }
-    let inv = [
-        [
-            c00,
-            m[0][2] * m[2][1] - m[0][1] * m[2][2],
-            m[0][1] * m[1][2] - m[0][2] * m[1][1],
-        ],
-        [
-            c01,
-            m[0][0] * m[2][2] - m[0][2] * m[2][0],
-            m[0][2] * m[1][0] - m[0][0] * m[1][2],
-        ],
-        [
-            c02,
-            m[0][1] * m[2][0] - m[0][0] * m[2][1],
-            m[0][0] * m[1][1] - m[0][1] * m[1][0],
-        ],
-    ];
-    inv.map(|r| r.map(|v| v / det))
+    invert3(m).map_or(
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        |(inv, _)| inv,
+    )
 }
 
 #[cfg(test)]
