@@ -284,15 +284,7 @@ pub fn debug_maps(img: &Raster, params: &PhotoSegmentParams) -> Option<DebugMaps
         return None;
     }
     let small = working_image(&to_rgb(img), params.work.long_side);
-    let work = WorkImage {
-        width: small.width,
-        height: small.height,
-        px: small
-            .data
-            .chunks_exact(3)
-            .map(|c| [f32::from(c[0]), f32::from(c[1]), f32::from(c[2])])
-            .collect(),
-    };
+    let work = work_image(&small);
     let saliency = saliency::saliency(&work, &params.saliency);
     let cut = grabcut::grabcut(&work, &saliency, &params.grabcut);
     let (cut, separation) = cut
