@@ -19,6 +19,7 @@ use orfeas_shared::heartbeat::{self, DeviceSample, WorkerHeartbeat};
 use orfeas_vocab::JobId;
 use tokio::sync::watch;
 
+use crate::health::Session;
 use crate::optimizer::{CpuSampler, Decision, DeviceMemory};
 use crate::startup::Worker;
 
@@ -43,6 +44,8 @@ pub struct WorkerStatus {
     pub batch_started: Option<Instant>,
     pub jobs_done: u64,
     pub last_decision: Option<Decision>,
+    /// The AMQP session's state, which `/readyz` reports.
+    pub session: Session,
 }
 
 impl WorkerStatus {
@@ -53,6 +56,12 @@ impl WorkerStatus {
 }
 
 impl Worker {
+    /// How long a batch may run before it counts as stuck: the job timeout is enforced inside
+    /// the stages, so a batch past it plus one lease has a stage that stopped answering.
+    pub(crate) fn stuck_after(&self) -> Duration {
+        self.config.worker.job_timeout + self.config.worker.lease_ttl
+    }
+
     /// Runs until aborted.
     pub(crate) async fn heartbeat_loop(self: Arc<Self>, status: watch::Receiver<WorkerStatus>) {
         let started_at: DateTime<Utc> = Utc::now();
@@ -91,7 +100,7 @@ impl Worker {
                 samples.pop_front();
             }
             let state = status.borrow().clone();
-            let stuck = state.stuck(self.config.worker.job_timeout + self.config.worker.lease_ttl);
+            let stuck = state.stuck(self.stuck_after());
             self.renew_leases(&state, stuck).await;
             if conn.is_none() {
                 conn = heartbeat::connect(&self.config.redis.url).await.ok();

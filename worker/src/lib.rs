@@ -12,6 +12,7 @@
 //!   events);
 //! - [`disposition`] (with [`failure`]): ack, retry with backoff, dead-letter, fail;
 //! - [`heartbeat`]: device samples and the Redis heartbeat, fed over a `watch` channel;
+//! - [`metrics_server`] (with [`health`]): `/metrics` and the probes `/healthz`, `/readyz`;
 //! - [`broker`]: the channel operations, behind a trait the unit tests fake.
 
 pub mod batch;
@@ -20,6 +21,7 @@ pub mod disposition;
 pub mod execute;
 pub mod executor;
 pub mod failure;
+pub mod health;
 pub mod heartbeat;
 pub mod metrics_server;
 pub mod optimizer;

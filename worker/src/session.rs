@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::batch::{self, shape_of};
 use crate::broker::{Broker, Incoming, LapinBroker};
 use crate::failure::Failure;
+use crate::health::Session;
 use crate::optimizer::{self, Decision, DeviceMemory, JobShape};
 use crate::startup::Worker;
 
@@ -30,8 +31,11 @@ impl Worker {
     /// Runs until `shutdown` resolves; then finishes and acks the batch in hand and returns.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (tx, rx) = watch::channel(false);
+        let me = self.clone();
         tokio::spawn(async move {
             shutdown.await;
+            // Readiness drops at once, while the batch in hand may still run for minutes.
+            me.report_session(Session::Draining);
             let _ = tx.send(true);
         });
         let hb = tokio::spawn(self.clone().heartbeat_loop(self.status.subscribe()));
@@ -46,6 +50,7 @@ impl Worker {
                     backoff = Duration::from_millis(200);
                     tracing::info!(worker = %self.id, queue = %self.topology.jobs, "consuming");
                     self.metrics.up.set(1.0);
+                    self.report_session(Session::Consuming);
                     let broker = LapinBroker::new(channel.clone());
                     match self.consume(&broker, consumer, rx.clone()).await {
                         None => {
@@ -60,6 +65,7 @@ impl Worker {
                             break;
                         }
                         Some(reason) => {
+                            self.report_session(Session::Connecting);
                             tracing::warn!(%reason, "queue connection lost; reconnecting")
                         }
                     }
@@ -75,11 +81,17 @@ impl Worker {
             }
         }
         self.metrics.up.set(0.0);
+        self.report_session(Session::Stopped);
         hb.abort();
         if let Ok(mut conn) = heartbeat::connect(&self.config.redis.url).await {
             let _ = heartbeat::remove(&mut conn, &self.config.redis.key_prefix, &self.id).await;
         }
         tracing::info!(worker = %self.id, "stopped");
+    }
+
+    fn report_session(&self, next: Session) {
+        self.status
+            .send_modify(|s| s.session = s.session.then(next));
     }
 
     async fn open_session(&self) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {

@@ -17,6 +17,7 @@ mod events;
 mod failures;
 mod lifecycle;
 mod operator;
+mod probes;
 mod retention;
 mod segmentation;
 mod traces;
