@@ -7,6 +7,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod config;
 #[cfg(feature = "generate")]
 pub mod generate;
 pub mod keys;

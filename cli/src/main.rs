@@ -32,6 +32,9 @@ enum Command {
     /// API keys: create, list, revoke.
     #[command(subcommand)]
     Keys(orfeas::keys::KeysCommand),
+    /// Check the configuration the services would load (file and ORFEAS__ variables).
+    #[command(subcommand)]
+    Config(orfeas::config::ConfigCommand),
     /// Submit and follow jobs on a running API.
     #[cfg(feature = "client")]
     #[command(subcommand)]
@@ -54,6 +57,11 @@ fn run_service(
             .build()?
             .block_on(what(config))
     });
+    exit_code(result)
+}
+
+/// Success, or the error and its causes on stderr.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -84,17 +92,12 @@ fn main() -> ExitCode {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
-            match rt
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(orfeas::keys::run(cmd)))
-            {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            exit_code(
+                rt.map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(orfeas::keys::run(cmd))),
+            )
         }
+        Command::Config(cmd) => exit_code(orfeas::config::run(&cmd)),
         #[cfg(feature = "client")]
         Command::Jobs(cmd) => orfeas::client::watch::main(cmd),
     }
