@@ -40,6 +40,17 @@ pub struct ApiMetrics {
     pub workers_live: IntGauge,
     /// Requests whose key's rate limit could not be checked (Redis down): limits are off.
     pub rate_limit_unavailable: IntCounter,
+    /// Live workers by engine: when an engine's workers have all gone (scaled to zero,
+    /// crashed), none of its own is left to say so.
+    pub engine_workers_live: IntGaugeVec,
+    /// Jobs waiting to start by engine, and since when the oldest waits: while nothing starts,
+    /// the workers' queue-wait histogram records nothing.
+    pub jobs_queued: IntGaugeVec,
+    pub jobs_queued_oldest: GaugeVec,
+    /// The outboxes (`jobs`: messages the broker has not confirmed; `webhooks`: deliveries
+    /// due): entries due now, and how long the oldest has been due.
+    pub outbox_backlog: IntGaugeVec,
+    pub outbox_oldest: GaugeVec,
 }
 
 impl ApiMetrics {
@@ -109,6 +120,61 @@ impl ApiMetrics {
                 )
                 .expect("valid metric"),
             ),
+            engine_workers_live: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "orfeas_engine_workers_live",
+                        "Workers with a live heartbeat, by the engine they run (read at scrape time)",
+                    ),
+                    &["engine"],
+                )
+                .expect("valid metric"),
+            ),
+            jobs_queued: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "orfeas_jobs_queued",
+                        "Jobs waiting to start, by engine (PostgreSQL, read at scrape time)",
+                    ),
+                    &["engine"],
+                )
+                .expect("valid metric"),
+            ),
+            jobs_queued_oldest: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "orfeas_jobs_queued_oldest_seconds",
+                        "Time since the oldest job waiting to start was accepted, by engine (0: none waits)",
+                    ),
+                    &["engine"],
+                )
+                .expect("valid metric"),
+            ),
+            outbox_backlog: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "orfeas_outbox_backlog",
+                        "Outbox entries due now: jobs whose queue message is unconfirmed, webhook deliveries due (read at scrape time)",
+                    ),
+                    &["outbox"],
+                )
+                .expect("valid metric"),
+            ),
+            outbox_oldest: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "orfeas_outbox_oldest_seconds",
+                        "How long the oldest due outbox entry has waited (0: none)",
+                    ),
+                    &["outbox"],
+                )
+                .expect("valid metric"),
+            ),
             registry: r,
         }
     }
@@ -141,6 +207,10 @@ pub struct WorkerMetrics {
     pub in_flight: IntGauge,
     pub heartbeats: IntCounter,
     pub up: Gauge,
+    /// 1, labelled with the worker's engine and device: joined onto its series that lack them.
+    pub info: IntGaugeVec,
+    /// `worker.target_utilization`, so alerts compare memory use with this worker's own target.
+    pub optimizer_target: Gauge,
 }
 
 impl WorkerMetrics {
@@ -288,6 +358,25 @@ impl WorkerMetrics {
                 &r,
                 Gauge::new("orfeas_worker_up", "1 while the worker consumes")
                     .expect("valid metric"),
+            ),
+            info: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "orfeas_worker_info",
+                        "1, labelled with the engine and device this worker runs",
+                    ),
+                    &["engine", "device"],
+                )
+                .expect("valid metric"),
+            ),
+            optimizer_target: reg(
+                &r,
+                Gauge::new(
+                    "orfeas_optimizer_target_utilization_ratio",
+                    "Share of device memory the batch optimizer fills (worker.target_utilization)",
+                )
+                .expect("valid metric"),
             ),
             registry: r,
         }

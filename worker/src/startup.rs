@@ -125,13 +125,19 @@ impl Worker {
             max_batch: w.batch_size,
             max_wait: w.batch_wait,
         };
+        let metrics = WorkerMetrics::new();
+        metrics
+            .info
+            .with_label_values(&[w.engine.as_str(), w.device.to_string().as_str()])
+            .set(1);
+        metrics.optimizer_target.set(w.target_utilization);
         Ok(Arc::new(Worker {
             topology: Topology::for_engine(&config.amqp.queue, w.engine)
                 .with_retry_levels(w.retry_base, w.retry_max),
             id: config.worker_id(),
             optimizer,
             memory: Mutex::new(model),
-            metrics: Arc::new(WorkerMetrics::new()),
+            metrics: Arc::new(metrics),
             status: watch::Sender::new(WorkerStatus::default()),
             probe,
             db,

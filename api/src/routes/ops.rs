@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use orfeas_shared::storage;
-use orfeas_vocab::JobStatus;
+use orfeas_vocab::{Engine, JobStatus};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -76,14 +76,17 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, 
     }))
 }
 
-/// Prometheus metrics of this API process; gauges about the fleet (jobs by status, RabbitMQ
-/// queue depths, live workers) are read at scrape time.
+/// Prometheus metrics of this API process; gauges about the fleet (jobs by status and queued
+/// by engine, RabbitMQ queue depths, live workers, the outboxes' backlog) are read at scrape
+/// time. A read that fails leaves its gauges as they were.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let m = &state.metrics;
-    let (counts, depths, workers) = tokio::join!(
+    let (counts, depths, workers, queued, outboxes) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.db.jobs_by_status()),
         tokio::time::timeout(CHECK_TIMEOUT, state.publisher.depths()),
         tokio::time::timeout(CHECK_TIMEOUT, state.live_workers()),
+        tokio::time::timeout(CHECK_TIMEOUT, state.db.queued_by_engine()),
+        tokio::time::timeout(CHECK_TIMEOUT, state.db.outbox_backlog()),
     );
     if let Ok(Ok(counts)) = counts {
         for status in JobStatus::ALL {
@@ -105,6 +108,36 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     if let Ok(Ok(workers)) = workers {
         m.workers_live.set(workers.len() as i64);
+        // Every engine, so one with no workers reads 0 rather than nothing.
+        for engine in Engine::ALL {
+            let n = workers.iter().filter(|w| w.engine == engine).count();
+            m.engine_workers_live
+                .with_label_values(&[engine.as_str()])
+                .set(n as i64);
+        }
+    }
+    if let Ok(Ok(queued)) = queued {
+        // Known engines only, so the label set stays bounded whatever the rows hold.
+        for engine in Engine::NAMES {
+            let (n, oldest) = queued
+                .iter()
+                .find(|(e, ..)| e == engine)
+                .map_or((0, 0.0), |(_, n, oldest)| (*n, *oldest));
+            m.jobs_queued.with_label_values(&[engine]).set(n);
+            m.jobs_queued_oldest
+                .with_label_values(&[engine])
+                .set(oldest);
+        }
+    }
+    if let Ok(Ok(outboxes)) = outboxes {
+        for (outbox, due, oldest) in outboxes {
+            m.outbox_backlog
+                .with_label_values(&[outbox.as_str()])
+                .set(due);
+            m.outbox_oldest
+                .with_label_values(&[outbox.as_str()])
+                .set(oldest);
+        }
     }
     (
         [(

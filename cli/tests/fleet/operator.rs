@@ -294,3 +294,149 @@ async fn summary_recommendations_and_gpu_status() {
     api.stop().await;
     env.cleanup().await;
 }
+
+/// A job row: `status`, `engine`, accepted `age` seconds ago; `published`: the broker confirmed
+/// its message (otherwise it is in the outbox).
+async fn job_row(
+    pool: &sqlx::PgPool,
+    status: &str,
+    engine: &str,
+    age: f64,
+    published: bool,
+) -> JobId {
+    let spec = JobOptionsInput::default()
+        .validate(Utc::now())
+        .expect("spec");
+    let id = JobId::new();
+    sqlx::query(
+        "INSERT INTO jobs (id, status, engine, spec, input_key, input_bytes, created_at, \
+         enqueued_at) VALUES ($1, $2::job_status, $3, $4, 'inputs/x', 1000, \
+         now() - make_interval(secs => $5), CASE WHEN $6 THEN now() END)",
+    )
+    .bind(id.0)
+    .bind(status)
+    .bind(engine)
+    .bind(serde_json::to_value(&spec).expect("json"))
+    .bind(age)
+    .bind(published)
+    .execute(pool)
+    .await
+    .expect("job row");
+    id
+}
+
+/// The fleet gauges the alerting rules read (`deploy/prometheus/rules/`): queued jobs and the
+/// oldest one's age by engine, live workers by engine, the outboxes' backlog, and the worker's
+/// engine and memory target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alerting_gauges() {
+    let _services = services_shared().await;
+    // The relay stays asleep, so the unconfirmed job stays in the outbox.
+    let env = TestEnv::with(
+        "alerting_gauges",
+        &[("ORFEAS__API__OUTBOX_INTERVAL_MS", "3600000")],
+    )
+    .await;
+    let pool = env.db().pool().clone();
+    job_row(&pool, "queued", "inflate", 120.0, true).await;
+    job_row(&pool, "queued", "inflate", 30.0, false).await;
+    job_row(&pool, "queued", "hunyuan3d", 600.0, true).await;
+    let done = job_row(&pool, "succeeded", "inflate", 5000.0, true).await;
+    // One delivery due for 45 s, one due in an hour, one delivered: only the first is backlog.
+    for (seq, status, due_in) in [
+        (1, "pending", -45.0),
+        (2, "pending", 3600.0),
+        (3, "delivered", -90.0),
+    ] {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, job_id, seq, kind, url, payload, status, next_at) \
+             VALUES ($1, $2, $3, 'succeeded', 'https://example.com/hook', '{}', $4, \
+             now() + make_interval(secs => $5))",
+        )
+        .bind(format!("msg_{}_{seq}", done.0.simple()))
+        .bind(done.0)
+        .bind(seq)
+        .bind(status)
+        .bind(due_in)
+        .execute(&pool)
+        .await
+        .expect("delivery row");
+    }
+
+    let api = env.start_api().await;
+    let worker = env.start_worker().await;
+    let scrape = |url: String| {
+        let client = api.client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.split(' ').next() == Some(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
+    };
+    // The worker's heartbeat reaches Redis within a few intervals.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(api.metrics_url.clone()).await;
+        if text.contains("orfeas_engine_workers_live{engine=\"inflate\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        value(&text, "orfeas_engine_workers_live{engine=\"inflate\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&text, "orfeas_engine_workers_live{engine=\"hunyuan3d\"}"),
+        0.0
+    );
+    assert_eq!(value(&text, "orfeas_jobs_queued{engine=\"inflate\"}"), 2.0);
+    assert_eq!(
+        value(&text, "orfeas_jobs_queued{engine=\"hunyuan3d\"}"),
+        1.0
+    );
+    let oldest = value(
+        &text,
+        "orfeas_jobs_queued_oldest_seconds{engine=\"inflate\"}",
+    );
+    assert!((120.0..180.0).contains(&oldest), "{oldest}");
+    let oldest = value(
+        &text,
+        "orfeas_jobs_queued_oldest_seconds{engine=\"hunyuan3d\"}",
+    );
+    assert!((600.0..660.0).contains(&oldest), "{oldest}");
+    assert_eq!(value(&text, "orfeas_outbox_backlog{outbox=\"jobs\"}"), 1.0);
+    let oldest = value(&text, "orfeas_outbox_oldest_seconds{outbox=\"jobs\"}");
+    assert!((30.0..90.0).contains(&oldest), "{oldest}");
+    assert_eq!(
+        value(&text, "orfeas_outbox_backlog{outbox=\"webhooks\"}"),
+        1.0
+    );
+    let oldest = value(&text, "orfeas_outbox_oldest_seconds{outbox=\"webhooks\"}");
+    assert!((45.0..105.0).contains(&oldest), "{oldest}");
+
+    let w = scrape(worker.metrics_url.clone()).await;
+    assert_eq!(
+        value(&w, "orfeas_worker_info{device=\"cpu\",engine=\"inflate\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&w, "orfeas_optimizer_target_utilization_ratio"),
+        env.config.worker.target_utilization
+    );
+    worker.stop().await;
+    api.stop().await;
+    env.cleanup().await;
+}

@@ -335,6 +335,19 @@ impl Db {
         )
     }
 
+    /// Jobs waiting to start by engine: how many, and seconds since the oldest was accepted (a
+    /// job sent back for a retry keeps its acceptance time, so its wait includes earlier
+    /// attempts).
+    pub async fn queued_by_engine(&self) -> Result<Vec<(String, i64, f64)>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT engine, count(*), \
+             COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+             FROM jobs WHERE status = 'queued' GROUP BY engine",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub async fn count_queued(&self) -> Result<i64, DbError> {
         Ok(
             sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'")

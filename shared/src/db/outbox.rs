@@ -77,6 +77,23 @@ impl Db {
         Ok(entries.into_iter().map(|(_, e)| e).collect())
     }
 
+    /// The backlog of both outboxes — `jobs` (queued jobs whose message the broker has not
+    /// confirmed) and `webhooks` (pending deliveries whose time has come) — as (outbox, entries
+    /// due, seconds the oldest has been due). One statement, so a scrape costs one round trip.
+    pub async fn outbox_backlog(&self) -> Result<Vec<(String, i64, f64)>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT 'jobs', count(*), \
+               COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+             FROM jobs WHERE enqueued_at IS NULL AND status = 'queued' \
+             UNION ALL \
+             SELECT 'webhooks', count(*), \
+               COALESCE(EXTRACT(EPOCH FROM now() - min(next_at)), 0)::float8 \
+             FROM webhook_deliveries WHERE status = 'pending' AND next_at <= now()",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Gives claimed jobs back to the outbox at once (their publish failed).
     pub async fn release_outbox(&self, ids: &[JobId]) -> Result<(), DbError> {
         let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
