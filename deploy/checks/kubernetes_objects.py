@@ -54,10 +54,13 @@ class Build:
         return next((d for d in self.of_kind(kind) if d["metadata"]["name"] == name), None)
 
     def pod_templates(self):
-        """(workload, pod template) of every Deployment and Job."""
+        """(workload, pod template) of every Deployment and Job, and every bare Pod as its own
+        template."""
         for d in self.docs:
             if d["kind"] == "Deployment" or d["kind"] == "Job":
                 yield d, d["spec"]["template"]
+            elif d["kind"] == "Pod":
+                yield d, d
 
 
 # --- schemas ---------------------------------------------------------------------------------
