@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the external mesh validators it needs
 # (Khronos glTF-Validator from npm, trimesh from PyPI) into a cache outside the clone, then runs
-# formatting and lint checks and every test of the workspace.
+# formatting and lint checks, every test of the workspace, and the offline checks of the
+# deployment files (deploy/checks/*.sh).
 #
 #   bash scripts/test.sh
 #
@@ -94,6 +95,13 @@ log="$(mktemp)"
 trap 'kill "$s3pid" 2>/dev/null || true; rm -rf "$log" "$s3root" "$s3root.log"' EXIT
 status=0
 cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The deployment files (compose, Kubernetes, Prometheus rules and Alertmanager) checked offline
+# with the real tools; each check installs what it needs into the tools cache or from Debian and
+# runs `orfeas config check` with the binary the tests just built.
+for check in deploy/checks/*.sh; do
+  step "$check"
+  bash "$check" 2>&1 | tee -a "$log" || status=$?
+done
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
