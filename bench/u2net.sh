@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side CPU timing of U²-Net at 320×320: onnxruntime (rembg's runtime, default session
-# options) and the burn port, on the same weights and the same input, in one run.
+# options) and the port, on the same weights and the same input, in one run.
 #   1. makes sure the full-size U2NET export exists (formula weights, as the parity fixtures);
-#   2. u2net and u2netp: onnxruntime batch 1, the port batch 1 and batch 4 (per-image time);
+#   2. u2net and u2netp: onnxruntime batch 1; the port's host executor (the CPU path) batch 1
+#      and batch 4 (per-image time), with a profile of where its time goes; burn's executor on
+#      burn-ndarray batch 1 (the graph CUDA runs, for comparison);
 #   3. prints the port/onnxruntime ratio per model.
 # Needs the reference venv of pipeline/tests/reference/u2net_fixtures.py at $U2NET_PY.
 # Results: one JSON line per run on stdout, then the ratios.
@@ -27,8 +29,11 @@ PY
 }
 for model in "$FULL" pipeline/tests/fixtures/u2net/u2netp.onnx; do
   ort=$("$U2NET_PY" bench/u2net_ort.py "$model" 1 "$ITERS"); echo "$ort"
-  port=$("$bin" "$model" 1 "$ITERS"); echo "$port"
+  port=$("$bin" "$model" 1 "$ITERS" --profile); echo "$port"
+  port=$(echo "$port" | head -1)
   port4=$("$bin" "$model" 4 "$(( (ITERS + 1) / 2 ))"); echo "$port4"
+  burn=$("$bin" "$model" 1 2 --exec burn); echo "$burn"
   ratio "$port" "$ort" "$(basename "$model") batch 1"
   ratio "$port4" "$ort" "$(basename "$model") batch 4 (port) vs 1 (ort)"
+  ratio "$burn" "$ort" "$(basename "$model") burn-ndarray executor, batch 1"
 done

@@ -1,27 +1,26 @@
-//! U²-Net forward timing at 320×320 on the CPU backend, for `bench/u2net.sh`, which times
-//! onnxruntime on the same weights and input in the same run.
+//! U²-Net forward timing at 320×320 on the CPU, for `bench/u2net.sh`, which times onnxruntime
+//! on the same weights and input in the same run.
 //!
-//!     cargo run --release -p orfeas-pipeline --example u2net_bench -- WEIGHTS BATCH ITERS [--profile]
+//!     cargo run --release -p orfeas-pipeline --example u2net_bench -- WEIGHTS BATCH ITERS [--exec host|burn] [--profile]
 //!
-//! WEIGHTS: any accepted file (ONNX, .pth, safetensors). The input is rembg's normalisation of a
-//! deterministic pattern, the same one `bench/u2net_ort.py` builds. Prints one JSON line: median
-//! and best seconds per forward and per image. `--profile` adds a breakdown of one forward by
-//! operation (convolutions by stage, pooling, resizing, concatenation), each timed in isolation
-//! at the shapes the forward uses (the ndarray backend is eager: an op has run when it returns).
+//! WEIGHTS: any accepted file (ONNX, .pth, safetensors). `--exec`: the host executor (GEMM
+//! convolutions, what the CPU path uses; the default) or burn's on burn-ndarray (what CUDA runs,
+//! here on the CPU). The input is rembg's normalisation of a deterministic pattern, the same one
+//! `bench/u2net_ort.py` builds. Prints one JSON line: median and best seconds per forward and
+//! per image. `--profile` adds a breakdown of one forward by operation (convolutions by stage,
+//! with their GMAC/s, then pooling, resizing and the residual sum at the 320² shapes), each
+//! timed alone at the shapes the forward uses.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)] // a command-line tool
 
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::{Distribution, Tensor, TensorData};
-use orfeas_pipeline::segmentation::u2net::U2Net;
-use orfeas_pipeline::segmentation::u2net::ops::{max_pool_ceil, resize_bilinear};
 use orfeas_pipeline::segmentation::u2net::session::INPUT_SIZE;
-use orfeas_pipeline::segmentation::u2net::{FoldedConv, U2NetWeights};
+use orfeas_pipeline::segmentation::u2net::{
+    BurnExec, Exec, FoldedConv, HostExec, U2Net, U2NetWeights,
+};
 use orfeas_pipeline::tensor::CpuBackend;
-
-type B = CpuBackend;
 
 /// The benchmark input: a smooth colour pattern normalised as rembg does (`bench/u2net_ort.py`
 /// computes the same values).
@@ -66,22 +65,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (path, batch, iters) = match args.as_slice() {
         [_, p, b, i, ..] => (p.clone(), b.parse::<usize>()?, i.parse::<usize>()?),
-        _ => return Err("usage: u2net_bench WEIGHTS BATCH ITERS [--profile]".into()),
+        _ => {
+            return Err(
+                "usage: u2net_bench WEIGHTS BATCH ITERS [--exec host|burn] [--profile]".into(),
+            );
+        }
     };
     let profile = args.iter().any(|a| a == "--profile");
-    let device = Default::default();
-    let t = Instant::now();
+    let exec = args
+        .iter()
+        .position(|a| a == "--exec")
+        .and_then(|i| args.get(i + 1))
+        .map_or("host", String::as_str);
     let weights = U2NetWeights::load(Path::new(&path))?;
-    let model = U2Net::<B>::new(&weights, &device)?;
+    match exec {
+        "host" => bench(
+            "orfeas-host",
+            &HostExec::new(),
+            &weights,
+            batch,
+            iters,
+            profile,
+        ),
+        "burn" => bench(
+            "orfeas-burn-ndarray",
+            &BurnExec::<CpuBackend>::new(Default::default()),
+            &weights,
+            batch,
+            iters,
+            profile,
+        ),
+        other => Err(format!("--exec {other}: expected host or burn").into()),
+    }
+}
+
+fn bench<E: Exec>(
+    name: &str,
+    exec: &E,
+    weights: &U2NetWeights,
+    batch: usize,
+    iters: usize,
+    profile: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let t = Instant::now();
+    let model = U2Net::new(weights, exec)?;
     let load_s = t.elapsed().as_secs_f64();
-    let x = Tensor::<B, 4>::from_data(
-        TensorData::new(input(batch), [batch, 3, INPUT_SIZE, INPUT_SIZE]),
-        &device,
-    );
-    let run = || {
-        let y: Vec<f32> = model.forward(x.clone()).into_data().to_vec().unwrap();
-        y
-    };
+    let x = input(batch);
+    let shape = [batch, 3, INPUT_SIZE, INPUT_SIZE];
+    let run = || exec.values(model.forward(exec, &exec.input(x.clone(), shape)));
     let first = run();
     let mut times = Vec::new();
     for _ in 0..iters {
@@ -92,19 +123,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (med, best) = median(times);
     let checksum: f64 = first.iter().map(|&v| f64::from(v)).sum();
     println!(
-        "{{\"impl\": \"orfeas-burn-ndarray\", \"model\": \"{}\", \"batch\": {batch}, \"median_s\": {med:.4}, \"best_s\": {best:.4}, \"per_image_s\": {:.4}, \"load_s\": {load_s:.3}, \"d0_sum\": {checksum:.3}}}",
+        "{{\"impl\": \"{name}\", \"model\": \"{}\", \"batch\": {batch}, \"median_s\": {med:.4}, \"best_s\": {best:.4}, \"per_image_s\": {:.4}, \"load_s\": {load_s:.3}, \"d0_sum\": {checksum:.3}}}",
         weights.kind(),
         med / batch as f64
     );
     if profile {
-        print_profile(&weights, batch);
+        print_profile(exec, weights, batch);
     }
     Ok(())
 }
 
-/// Each convolution, pool, resize and concatenation of one forward, timed alone at its shape.
-fn print_profile(weights: &U2NetWeights, batch: usize) {
-    let device = Default::default();
+/// Values in [0, 1) from a fixed sequence: profile inputs need no particular distribution.
+fn pattern(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(2_654_435_761) % 1000) as f32 / 1000.0)
+        .collect()
+}
+
+/// Each convolution, then pool, resize and residual sum, of one forward, timed alone at its
+/// shape.
+fn print_profile<E: Exec>(exec: &E, weights: &U2NetWeights, batch: usize) {
     let config = weights.config();
     // The spatial side each conv runs at: stage k (1-based, encoder and decoder) at 320 / 2^(k-1),
     // and inside an RSU-L block level l at a further 2^(l-1).
@@ -134,55 +172,52 @@ fn print_profile(weights: &U2NetWeights, batch: usize) {
         }
         side
     };
-    let mut by_stage: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut by_stage: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
     let mut total_conv = 0.0;
     let mut gmac = 0.0;
     for c in weights.convs() {
         let s = side_of(c);
-        let conv = c.to_device::<B>(&device);
+        let conv = exec.prepare(c);
         // One input per weight part (the decoder convs take `[up, skip]`).
-        let parts: Vec<Tensor<B, 4>> = (0..c.inputs)
-            .map(|_| {
-                let shape = [batch, c.shape[1] / c.inputs, s, s];
-                Tensor::<B, 4>::random(shape, Distribution::Default, &device)
-            })
+        let shape = [batch, c.shape[1] / c.inputs, s, s];
+        let parts: Vec<E::Map> = (0..c.inputs)
+            .map(|_| exec.input(pattern(shape.iter().product()), shape))
             .collect();
-        let t = time(|| conv.forward_parts(parts.clone()), 3);
-        gmac += (batch * c.shape.iter().product::<usize>() * s * s) as f64 / 1e9;
+        let refs: Vec<&E::Map> = parts.iter().collect();
+        let t = time(|| exec.conv(&conv, &refs), 3);
+        let g = (batch * c.shape.iter().product::<usize>() * s * s) as f64 / 1e9;
+        gmac += g;
         total_conv += t;
         let stage = c.key.split('.').next().unwrap().to_string();
-        *by_stage.entry(stage).or_default() += t;
+        let e = by_stage.entry(stage).or_default();
+        e.0 += t;
+        e.1 += g;
     }
-    let c = config.encoder[0].out_ch;
-    // Inputs laid out as a convolution leaves them (burn-ndarray's SIMD conv writes NHWC and
-    // returns a permuted view), which is what pooling, resizing and concatenation see.
-    // (`stage1.rebnconvin`: 3 → 64 channels at 320².)
-    let conv = weights.convs()[0].to_device::<B>(&device);
-    let x = conv.forward(Tensor::<B, 4>::random(
-        [batch, conv.weights[0].dims()[1], INPUT_SIZE, INPUT_SIZE],
-        Distribution::Default,
-        &device,
-    ));
-    let pool = time(|| max_pool_ceil(x.clone()), 3);
-    let half = Tensor::<B, 4>::random(
-        [batch, c, INPUT_SIZE / 2, INPUT_SIZE / 2],
-        Distribution::Default,
-        &device,
-    );
-    let up = time(|| resize_bilinear(half.clone(), INPUT_SIZE, INPUT_SIZE), 3);
-    let cat = time(|| Tensor::cat(vec![x.clone(), x.clone()], 1), 3);
-    let relu = time(|| burn::tensor::activation::relu(x.clone()), 3);
-    let add = time(|| x.clone() + x.clone(), 3);
-    let read = time(|| x.clone().into_data(), 3);
     println!(
         "{{\"profile\": \"convs\", \"seconds\": {total_conv:.4}, \"gmac\": {gmac:.2}, \"gmac_per_s\": {:.1}}}",
         gmac / total_conv
     );
-    for (stage, t) in by_stage {
-        println!("{{\"profile\": \"conv {stage}\", \"seconds\": {t:.4}}}");
+    for (stage, (t, g)) in by_stage {
+        println!(
+            "{{\"profile\": \"conv {stage}\", \"seconds\": {t:.4}, \"gmac\": {g:.3}, \"gmac_per_s\": {:.1}}}",
+            g / t
+        );
     }
+    let c = config.encoder[0].out_ch;
+    let full = [batch, c, INPUT_SIZE, INPUT_SIZE];
+    let x = exec.input(pattern(full.iter().product()), full);
+    let half_shape = [batch, c, INPUT_SIZE / 2, INPUT_SIZE / 2];
+    let half = exec.input(pattern(half_shape.iter().product()), half_shape);
+    let pool = time(|| exec.pool(&x), 3);
+    let up = time(|| exec.upsample_like(&half, &x), 3);
+    let y = exec.input(pattern(full.iter().product()), full);
+    let add = time(
+        || exec.add(exec.input(pattern(full.iter().product()), full), &y),
+        3,
+    );
+    let copy = time(|| exec.input(pattern(full.iter().product()), full), 3);
     println!(
-        "{{\"profile\": \"at 320x320, {c} channels: pool {pool:.4} s, 2x bilinear from 160 {up:.4} s, cat to {} channels {cat:.4} s, relu {relu:.4} s, add {add:.4} s, into_data {read:.4} s\"}}",
-        2 * c
+        "{{\"profile\": \"at 320x320, {c} channels: pool {pool:.4} s, 2x bilinear from 160 {up:.4} s, add {:.4} s (after making its input, {copy:.4} s)\"}}",
+        (add - copy).max(0.0)
     );
 }

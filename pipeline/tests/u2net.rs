@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use orfeas_pipeline::image::pil_resize::resize_lanczos;
 use orfeas_pipeline::image::resize::Raster;
 use orfeas_pipeline::segmentation::u2net::session::{self, INPUT_SIZE};
-use orfeas_pipeline::segmentation::u2net::{StateDict, U2NetSegmenter, U2NetWeights, pth};
+use orfeas_pipeline::segmentation::u2net::{
+    BurnExec, HostExec, StateDict, U2NetSegmenter, U2NetWeights, pth,
+};
 use orfeas_pipeline::segmentation::{
     SegmentationError, Segmenter, U2NetKind, load_segmenter, segmenter_from_weights,
 };
@@ -79,37 +81,58 @@ fn preprocessed_input_matches_rembg() {
     assert!(err <= 1e-6, "{err}");
 }
 
+/// Both executors (the host's GEMM convolutions, which the CPU uses, and burn's, which CUDA
+/// uses, run here on burn-ndarray) against onnxruntime's d0 and mask.
 #[test]
 fn u2netp_d0_and_mask320_match_onnxruntime() {
     let weights = U2NetWeights::load(&u2netp_onnx()).unwrap();
     assert_eq!(weights.kind(), U2NetKind::U2netp);
-    let seg = U2NetSegmenter::<CpuBackend>::new(&weights, &Default::default()).unwrap();
-    let d0 = seg.predict(debug_f32("input"), 1).remove(0);
+    let host = U2NetSegmenter::new(&weights, HostExec::new()).unwrap();
+    let burn =
+        U2NetSegmenter::new(&weights, BurnExec::<CpuBackend>::new(Default::default())).unwrap();
     let expected = debug_f32("d0");
-    let err = d0
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    eprintln!("u2netp d0 (sigmoid): max |ours − ort| = {err:e}");
-    assert!(err < 1e-5, "{err}");
-    // The 320×320 mask before the final resize: truncation can flip a value by one.
     let (_, mask320) = debug_tensor("mask320");
-    let ours = session::mask_320(&d0);
-    let flips = ours.iter().zip(&mask320).filter(|(a, b)| a != b).count();
-    let worst = ours
-        .iter()
-        .zip(&mask320)
-        .map(|(a, b)| a.abs_diff(*b))
-        .max()
-        .unwrap();
-    eprintln!(
-        "u2netp mask320: {flips} of {} values differ, by at most {worst}",
-        ours.len()
-    );
-    assert!(worst <= 1);
+    for (name, d0) in [
+        ("host", host.predict(debug_f32("input"), 1).remove(0)),
+        ("burn", burn.predict(debug_f32("input"), 1).remove(0)),
+    ] {
+        assert_eq!(d0.len(), expected.len(), "{name}");
+        let err = d0
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("u2netp d0 (sigmoid), {name}: max |ours − ort| = {err:e}");
+        assert!(err < 1e-5, "{name}: {err}");
+        // The 320×320 mask before the final resize: truncation can flip a value by one.
+        let ours = session::mask_320(&d0);
+        let flips = ours.iter().zip(&mask320).filter(|(a, b)| a != b).count();
+        let worst = ours
+            .iter()
+            .zip(&mask320)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        eprintln!(
+            "u2netp mask320, {name}: {flips} of {} values differ, by at most {worst}",
+            ours.len()
+        );
+        assert!(worst <= 1, "{name}");
+    }
     // From rembg's own d0, our postprocessing reproduces its mask320 exactly.
     assert_eq!(session::mask_320(&expected), mask320);
+}
+
+/// The full-size network through burn's executor on the CPU gives the masks the host executor
+/// gives (the CUDA path runs this same graph code; its own check is `parity_on_cuda`).
+#[test]
+fn burn_executor_matches_rembg_with_formula_weights() {
+    let weights = U2NetWeights::from_state_dict(&formula_state_dict("u2net")).unwrap();
+    let seg =
+        U2NetSegmenter::new(&weights, BurnExec::<CpuBackend>::new(Default::default())).unwrap();
+    let stems = ["01_chelsea", "06_logo_rgba"];
+    let ours = masks(&seg, &stems);
+    assert!(check_masks("u2net", &ours, &stems) <= 1);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Salient-object segmentation for background removal: U²-Net as rembg 2.x runs it (the
-//! background remover Hunyuan3D-2's pipeline uses), on burn. See `docs/u2net.md`.
+//! background remover Hunyuan3D-2's pipeline uses), on the host CPU or a burn device. See
+//! `docs/u2net.md`.
 //!
 //! ```ignore
 //! let seg = load_segmenter(Path::new("~/.u2net/u2net.onnx"), Device::Cpu)?;
@@ -15,7 +16,7 @@ use orfeas_vocab::Device;
 
 use crate::image::resize::Raster;
 
-pub use u2net::{U2Net, U2NetConfig, U2NetSegmenter, U2NetWeights};
+pub use u2net::{HostExec, U2Net, U2NetConfig, U2NetSegmenter, U2NetWeights};
 
 /// The two released sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,10 +104,7 @@ pub fn segmenter_from_weights(
     device: Device,
 ) -> Result<Box<dyn Segmenter>, SegmentationError> {
     match device {
-        Device::Cpu => Ok(Box::new(U2NetSegmenter::<crate::tensor::CpuBackend>::new(
-            weights,
-            &Default::default(),
-        )?)),
+        Device::Cpu => Ok(Box::new(U2NetSegmenter::new(weights, HostExec::new())?)),
         Device::Cuda(index) => cuda(weights, index as usize),
     }
 }
@@ -114,8 +112,9 @@ pub fn segmenter_from_weights(
 #[cfg(feature = "cuda")]
 fn cuda(weights: &U2NetWeights, index: usize) -> Result<Box<dyn Segmenter>, SegmentationError> {
     let device = burn_cuda::CudaDevice::new(index);
-    Ok(Box::new(U2NetSegmenter::<crate::tensor::GpuBackend>::new(
-        weights, &device,
+    Ok(Box::new(U2NetSegmenter::new(
+        weights,
+        u2net::BurnExec::<crate::tensor::GpuBackend>::new(device),
     )?))
 }
 

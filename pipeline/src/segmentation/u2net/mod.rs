@@ -1,6 +1,7 @@
 //! U²-Net (Qin et al. 2020, "U²-Net: Going Deeper with Nested U-Structure for Salient Object
-//! Detection") on burn: the original `U2NET` and the small `U2NETP`, as rembg runs them for
-//! background removal. Architecture, weight formats and parity notes: `docs/u2net.md`.
+//! Detection"): the original `U2NET` and the small `U2NETP`, as rembg runs them for
+//! background removal, on burn (any backend; CUDA on GPUs) and on the host CPU (packed GEMM
+//! convolutions, see [`host`]). Architecture, weight formats and parity notes: `docs/u2net.md`.
 //!
 //! ```text
 //! hx1 = stage1(x) ─pool─ stage2 ─pool─ stage3 ─pool─ stage4 ─pool─ stage5 ─pool─ stage6 = hx6
@@ -10,7 +11,10 @@
 //!                                                   which rembg ignores; they are not computed)
 //! ```
 
+pub mod burn_exec;
 pub mod config;
+pub mod exec;
+pub mod host;
 pub mod onnx;
 pub mod onnx_map;
 pub mod ops;
@@ -21,55 +25,58 @@ pub mod rsu4f;
 pub mod session;
 pub mod weights;
 
-use burn::tensor::{Tensor, activation::sigmoid, backend::Backend};
-
 use super::SegmentationError;
 
+pub use burn_exec::BurnExec;
 pub use config::{Block, ConvSpec, Stage, U2NetConfig};
+pub use exec::Exec;
+pub use host::HostExec;
 pub use rebnconv::{Conv, FoldedConv};
 pub use session::U2NetSegmenter;
 pub use weights::{StateDict, U2NetWeights};
 
-use ops::{max_pool_ceil, resize_bilinear};
 use rsu::Rsu;
 use rsu4f::Rsu4f;
 
 /// One stage's block.
 #[derive(Debug, Clone)]
-pub enum StageBlock<B: Backend> {
-    Rsu(Rsu<B>),
-    Rsu4f(Rsu4f<B>),
+pub enum StageBlock<C> {
+    Rsu(Rsu<C>),
+    Rsu4f(Rsu4f<C>),
 }
 
-impl<B: Backend> StageBlock<B> {
-    fn new(spec: &Stage, convs: &mut impl Iterator<Item = Conv<B>>) -> Option<Self> {
+impl<C> StageBlock<C> {
+    fn new(spec: &Stage, convs: &mut impl Iterator<Item = C>) -> Option<Self> {
         match spec.block {
             Block::Rsu(levels) => Rsu::new(levels, convs).map(StageBlock::Rsu),
             Block::Rsu4f => Rsu4f::new(convs).map(StageBlock::Rsu4f),
         }
     }
 
-    fn forward(&self, parts: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
+    fn forward<E: Exec<Conv = C>>(&self, e: &E, parts: &[&E::Map]) -> E::Map {
         match self {
-            StageBlock::Rsu(b) => b.forward(parts),
-            StageBlock::Rsu4f(b) => b.forward(parts),
+            StageBlock::Rsu(b) => b.forward(e, parts),
+            StageBlock::Rsu4f(b) => b.forward(e, parts),
         }
     }
 }
 
-/// The network, resident on a device.
+/// The network's layers as an executor holds them (`C` is its convolution type).
 #[derive(Debug, Clone)]
-pub struct U2Net<B: Backend> {
+pub struct U2Net<C> {
     pub config: U2NetConfig,
-    encoder: Vec<StageBlock<B>>,
-    decoder: Vec<StageBlock<B>>,
-    sides: Vec<Conv<B>>,
-    outconv: Conv<B>,
+    encoder: Vec<StageBlock<C>>,
+    decoder: Vec<StageBlock<C>>,
+    sides: Vec<C>,
+    outconv: C,
 }
 
-impl<B: Backend> U2Net<B> {
-    /// Uploads loaded (folded) weights to `device`.
-    pub fn new(weights: &U2NetWeights, device: &B::Device) -> Result<Self, SegmentationError> {
+impl<C> U2Net<C> {
+    /// Prepares loaded (folded) weights for `exec`.
+    pub fn new<E: Exec<Conv = C>>(
+        weights: &U2NetWeights,
+        exec: &E,
+    ) -> Result<Self, SegmentationError> {
         let config = weights.config();
         let short = || {
             SegmentationError::Unsupported(format!(
@@ -78,8 +85,10 @@ impl<B: Backend> U2Net<B> {
                 config.kind
             ))
         };
-        let mut convs = weights.convs().iter().map(|c| c.to_device::<B>(device));
-        let mut stages = |specs: &[Stage]| -> Option<Vec<StageBlock<B>>> {
+        let all = weights.convs();
+        let (fusion, layers) = all.split_last().ok_or_else(short)?;
+        let mut convs = layers.iter().map(|c| exec.prepare(c));
+        let mut stages = |specs: &[Stage]| -> Option<Vec<StageBlock<C>>> {
             specs
                 .iter()
                 .map(|s| StageBlock::new(s, &mut convs))
@@ -87,11 +96,15 @@ impl<B: Backend> U2Net<B> {
         };
         let encoder = stages(&config.encoder).ok_or_else(short)?;
         let decoder = stages(&config.decoder).ok_or_else(short)?;
-        let sides: Vec<Conv<B>> = convs.by_ref().take(6).collect();
-        let outconv = convs.next().ok_or_else(short)?;
+        let sides: Vec<C> = convs.by_ref().take(6).collect();
         if sides.len() != 6 || convs.next().is_some() {
             return Err(short());
         }
+        // The fusion takes the six side maps as six parts instead of their concatenation.
+        let outconv = exec.prepare(&FoldedConv {
+            inputs: 6,
+            ..fusion.clone()
+        });
         Ok(U2Net {
             config,
             encoder,
@@ -102,38 +115,39 @@ impl<B: Backend> U2Net<B> {
     }
 
     /// `sigmoid(d0)`, `[B, 1, H, W]`, for normalised images `[B, 3, H, W]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        sigmoid(self.logits(x))
+    pub fn forward<E: Exec<Conv = C>>(&self, e: &E, x: &E::Map) -> E::Map {
+        e.sigmoid(self.logits(e, x))
     }
 
     /// `d0` before the sigmoid.
-    pub fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn logits<E: Exec<Conv = C>>(&self, e: &E, x: &E::Map) -> E::Map {
         // Encoder: hx1 … hx6, a pool between consecutive stages.
-        let mut enc: Vec<Tensor<B, 4>> = Vec::with_capacity(6);
-        let mut h = x;
+        let mut enc: Vec<E::Map> = Vec::with_capacity(6);
         for (i, stage) in self.encoder.iter().enumerate() {
-            let input = if i == 0 { h } else { max_pool_ceil(h) };
-            h = stage.forward(vec![input]);
-            enc.push(h.clone());
+            let h = if i == 0 {
+                stage.forward(e, &[x])
+            } else {
+                stage.forward(e, &[&e.pool(&enc[i - 1])])
+            };
+            enc.push(h);
         }
         // Decoder: stage5d … stage1d, each on cat(up(previous), skip).
-        let mut dec: Vec<Tensor<B, 4>> = Vec::with_capacity(5);
-        let mut d = h;
+        let mut dec: Vec<E::Map> = Vec::with_capacity(5);
         for (j, stage) in self.decoder.iter().enumerate() {
             let skip = &enc[4 - j];
-            let [_, _, sh, sw] = skip.dims();
-            let up = resize_bilinear(d, sh, sw);
-            d = stage.forward(vec![up, skip.clone()]);
-            dec.push(d.clone());
+            let previous = dec.last().unwrap_or(&enc[5]);
+            let up = e.upsample_like(previous, skip);
+            dec.push(stage.forward(e, &[&up, skip]));
         }
         // Side outputs from hx1d, hx2d, …, hx5d, hx6, all brought to d1's size.
         let side_inputs = [&dec[4], &dec[3], &dec[2], &dec[1], &dec[0], &enc[5]];
-        let d1 = self.sides[0].forward(side_inputs[0].clone());
-        let [_, _, h1, w1] = d1.dims();
-        let mut maps = vec![d1];
+        let d1 = e.conv(&self.sides[0], &[side_inputs[0]]);
+        let mut maps = Vec::with_capacity(5);
         for (side, input) in self.sides[1..].iter().zip(&side_inputs[1..]) {
-            maps.push(resize_bilinear(side.forward((*input).clone()), h1, w1));
+            maps.push(e.upsample_like(&e.conv(side, &[*input]), &d1));
         }
-        self.outconv.forward(Tensor::cat(maps, 1))
+        let mut parts = vec![&d1];
+        parts.extend(maps.iter());
+        e.conv(&self.outconv, &parts)
     }
 }

@@ -10,27 +10,24 @@
 //! `pool` is the 2×2 ceil-mode max pool and `up` the half-pixel bilinear resize to the skip's
 //! size (which, with ceil-mode pooling, is not always exactly twice the size).
 
-use burn::tensor::{Tensor, backend::Backend};
-
-use super::ops::{max_pool_ceil, resize_bilinear};
-use super::rebnconv::Conv;
+use super::exec::Exec;
 
 #[derive(Debug, Clone)]
-pub struct Rsu<B: Backend> {
-    conv_in: Conv<B>,
+pub struct Rsu<C> {
+    conv_in: C,
     /// `rebnconv1` … `rebnconvL`.
-    encoder: Vec<Conv<B>>,
+    encoder: Vec<C>,
     /// `rebnconv(L−1)d` … `rebnconv1d`.
-    decoder: Vec<Conv<B>>,
+    decoder: Vec<C>,
 }
 
-impl<B: Backend> Rsu<B> {
+impl<C> Rsu<C> {
     /// Takes the block's `1 + L + (L − 1)` convolutions from `convs` in forward order (the order
     /// of `config::stage_convs`).
-    pub fn new(levels: usize, convs: &mut impl Iterator<Item = Conv<B>>) -> Option<Self> {
+    pub fn new(levels: usize, convs: &mut impl Iterator<Item = C>) -> Option<Self> {
         let conv_in = convs.next()?;
-        let encoder: Vec<Conv<B>> = convs.take(levels).collect();
-        let decoder: Vec<Conv<B>> = convs.take(levels - 1).collect();
+        let encoder: Vec<C> = convs.take(levels).collect();
+        let decoder: Vec<C> = convs.take(levels - 1).collect();
         (encoder.len() == levels && decoder.len() == levels - 1).then_some(Rsu {
             conv_in,
             encoder,
@@ -39,24 +36,30 @@ impl<B: Backend> Rsu<B> {
     }
 
     /// The block on `cat(parts)` (one part, or the decoder stages' `[up, skip]`).
-    pub fn forward(&self, parts: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
+    pub fn forward<E: Exec<Conv = C>>(&self, e: &E, parts: &[&E::Map]) -> E::Map {
         let levels = self.encoder.len();
-        let hxin = self.conv_in.forward_parts(parts);
+        let hxin = e.conv(&self.conv_in, parts);
         // hx1 … hx(L−1), each pooled before the next level except the last.
-        let mut skips: Vec<Tensor<B, 4>> = Vec::with_capacity(levels - 1);
-        let mut h = hxin.clone();
+        let mut skips: Vec<E::Map> = Vec::with_capacity(levels - 1);
         for (i, conv) in self.encoder[..levels - 1].iter().enumerate() {
-            let input = if i == 0 { h } else { max_pool_ceil(h) };
-            h = conv.forward(input);
-            skips.push(h.clone());
+            let h = if i == 0 {
+                e.conv(conv, &[&hxin])
+            } else {
+                e.conv(conv, &[&e.pool(&skips[i - 1])])
+            };
+            skips.push(h);
         }
-        let mut d = self.encoder[levels - 1].forward(h);
+        let last = skips.last().unwrap_or(&hxin);
+        let mut d = e.conv(&self.encoder[levels - 1], &[last]);
         for (j, conv) in self.decoder.iter().enumerate() {
             let skip = &skips[levels - 2 - j];
-            let [_, _, sh, sw] = skip.dims();
-            let up = resize_bilinear(d, sh, sw);
-            d = conv.forward_parts(vec![up, skip.clone()]);
+            // The first decoder level runs at the bottom's own size: no resize needed there.
+            d = if j == 0 {
+                e.conv(conv, &[&d, skip])
+            } else {
+                e.conv(conv, &[&e.upsample_like(&d, skip), skip])
+            };
         }
-        d + hxin
+        e.add(d, &hxin)
     }
 }

@@ -8,25 +8,23 @@
 //! out  = hx1d + hxin
 //! ```
 
-use burn::tensor::{Tensor, backend::Backend};
-
-use super::rebnconv::Conv;
+use super::exec::Exec;
 
 #[derive(Debug, Clone)]
-pub struct Rsu4f<B: Backend> {
-    conv_in: Conv<B>,
+pub struct Rsu4f<C> {
+    conv_in: C,
     /// `rebnconv1` … `rebnconv4` (dilations 1, 2, 4, 8).
-    encoder: Vec<Conv<B>>,
+    encoder: Vec<C>,
     /// `rebnconv3d`, `rebnconv2d`, `rebnconv1d` (dilations 4, 2, 1).
-    decoder: Vec<Conv<B>>,
+    decoder: Vec<C>,
 }
 
-impl<B: Backend> Rsu4f<B> {
+impl<C> Rsu4f<C> {
     /// Takes the block's 8 convolutions from `convs` in forward order.
-    pub fn new(convs: &mut impl Iterator<Item = Conv<B>>) -> Option<Self> {
+    pub fn new(convs: &mut impl Iterator<Item = C>) -> Option<Self> {
         let conv_in = convs.next()?;
-        let encoder: Vec<Conv<B>> = convs.take(4).collect();
-        let decoder: Vec<Conv<B>> = convs.take(3).collect();
+        let encoder: Vec<C> = convs.take(4).collect();
+        let decoder: Vec<C> = convs.take(3).collect();
         (encoder.len() == 4 && decoder.len() == 3).then_some(Rsu4f {
             conv_in,
             encoder,
@@ -35,18 +33,17 @@ impl<B: Backend> Rsu4f<B> {
     }
 
     /// The block on `cat(parts)` (one part, or the decoder stage's `[up, skip]`).
-    pub fn forward(&self, parts: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
-        let hxin = self.conv_in.forward_parts(parts);
-        let mut skips = Vec::with_capacity(3);
-        let mut h = hxin.clone();
+    pub fn forward<E: Exec<Conv = C>>(&self, e: &E, parts: &[&E::Map]) -> E::Map {
+        let hxin = e.conv(&self.conv_in, parts);
+        let mut skips: Vec<E::Map> = Vec::with_capacity(3);
         for conv in &self.encoder[..3] {
-            h = conv.forward(h);
-            skips.push(h.clone());
+            let h = e.conv(conv, &[skips.last().unwrap_or(&hxin)]);
+            skips.push(h);
         }
-        let mut d = self.encoder[3].forward(h);
+        let mut d = e.conv(&self.encoder[3], &[&skips[2]]);
         for (j, conv) in self.decoder.iter().enumerate() {
-            d = conv.forward_parts(vec![d, skips[2 - j].clone()]);
+            d = e.conv(conv, &[&d, &skips[2 - j]]);
         }
-        d + hxin
+        e.add(d, &hxin)
     }
 }

@@ -9,10 +9,9 @@
 //! (max − min)` over the image's own 320×320 map, `clip(0, 1) · 255` truncated to u8, then a
 //! Pillow LANCZOS resize back to the image size.
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
-
 use super::super::{SegmentationError, Segmenter, U2NetKind};
 use super::U2Net;
+use super::exec::Exec;
 use super::weights::U2NetWeights;
 use crate::image::pil_resize::resize_lanczos;
 use crate::image::resize::Raster;
@@ -87,45 +86,43 @@ pub fn postprocess(pred: &[f32], width: usize, height: usize) -> Raster {
     resize_lanczos(&m, width, height)
 }
 
-/// U²-Net with rembg's pre- and postprocessing on one device.
+/// U²-Net with rembg's pre- and postprocessing, run by one executor ([`super::HostExec`] on
+/// the CPU, [`super::BurnExec`] on a burn device).
 #[derive(Debug)]
-pub struct U2NetSegmenter<B: Backend> {
-    model: U2Net<B>,
-    device: B::Device,
+pub struct U2NetSegmenter<E: Exec> {
+    model: U2Net<E::Conv>,
+    exec: E,
 }
 
-impl<B: Backend> U2NetSegmenter<B> {
-    pub fn new(weights: &U2NetWeights, device: &B::Device) -> Result<Self, SegmentationError> {
+impl<E: Exec> U2NetSegmenter<E> {
+    pub fn new(weights: &U2NetWeights, exec: E) -> Result<Self, SegmentationError> {
         Ok(U2NetSegmenter {
-            model: U2Net::new(weights, device)?,
-            device: device.clone(),
+            model: U2Net::new(weights, &exec)?,
+            exec,
         })
     }
 
-    pub fn model(&self) -> &U2Net<B> {
+    pub fn model(&self) -> &U2Net<E::Conv> {
         &self.model
     }
 
     /// `sigmoid(d0)` for a batch of preprocessed inputs (`B × 3 × 320 × 320` values), one
     /// 320×320 map per image.
     pub fn predict(&self, inputs: Vec<f32>, batch: usize) -> Vec<Vec<f32>> {
-        let x = Tensor::<B, 4>::from_data(
-            TensorData::new(inputs, [batch, 3, INPUT_SIZE, INPUT_SIZE]),
-            &self.device,
-        );
-        let d0 = self.model.forward(x);
-        let values: Vec<f32> = d0.into_data().convert::<f32>().to_vec().unwrap_or_default();
-        values
+        let x = self.exec.input(inputs, [batch, 3, INPUT_SIZE, INPUT_SIZE]);
+        let d0 = self.model.forward(&self.exec, &x);
+        self.exec
+            .values(d0)
             .chunks_exact(INPUT_SIZE * INPUT_SIZE)
             .map(<[f32]>::to_vec)
             .collect()
     }
 }
 
-impl<B: Backend> Segmenter for U2NetSegmenter<B>
+impl<E> Segmenter for U2NetSegmenter<E>
 where
-    B::Device: Send + Sync,
-    U2Net<B>: Send + Sync,
+    E: Exec + Send + Sync,
+    E::Conv: Send + Sync,
 {
     fn kind(&self) -> U2NetKind {
         self.model.config.kind
@@ -139,7 +136,8 @@ where
         for img in images {
             inputs.extend(preprocess(img)?);
         }
-        // burn's backends panic on device errors (out of memory among them): contain it.
+        // burn's backends panic on device errors (out of memory among them), and an allocation
+        // failure on the host panics too: contain it.
         let preds = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.predict(inputs, images.len())
         }))
