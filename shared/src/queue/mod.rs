@@ -3,19 +3,20 @@
 //! confirmed publishes, and consumers.
 
 pub mod policy;
+mod publisher;
 
 use std::time::Duration;
 
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer};
-use tokio::sync::Mutex;
 
-use orfeas_vocab::{Engine, JobMessage};
+use orfeas_vocab::Engine;
+
+pub use publisher::Publisher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -230,163 +231,6 @@ pub async fn publish_confirmed(
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable(queue.to_owned())),
         Confirmation::Nack(_) | Confirmation::NotRequested => Err(QueueError::Nacked),
-    }
-}
-
-/// The API's publisher: one confirm-mode channel, reopened on demand after a broker restart.
-#[derive(Debug)]
-pub struct Publisher {
-    url: String,
-    /// The `inflate` topology; other engines' queues derive from its name.
-    topology: Topology,
-    state: Mutex<Option<(Connection, Channel)>>,
-    timeout: Duration,
-}
-
-impl Publisher {
-    pub fn new(url: &str, topology: Topology) -> Self {
-        Publisher {
-            url: url.to_owned(),
-            topology,
-            state: Mutex::new(None),
-            timeout: Duration::from_secs(5),
-        }
-    }
-
-    pub fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
-    async fn channel(
-        &self,
-        state: &mut Option<(Connection, Channel)>,
-    ) -> Result<Channel, QueueError> {
-        if let Some((conn, ch)) = state.as_ref()
-            && conn.status().connected()
-            && ch.status().connected()
-        {
-            return Ok(ch.clone());
-        }
-        *state = None;
-        let conn = connect(&self.url).await?;
-        let ch = conn.create_channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        for engine in Engine::ALL {
-            self.topology.of_engine(engine).declare(&ch).await?;
-        }
-        *state = Some((conn, ch.clone()));
-        Ok(ch)
-    }
-
-    /// Publishes a job message persistently and waits for the confirm (bounded by a timeout).
-    /// The lock is held only to fetch or reopen the channel, so concurrent requests publish on
-    /// the same channel and wait for their confirms in parallel.
-    pub async fn publish_job(
-        &self,
-        msg: &JobMessage,
-        trace: &std::collections::HashMap<String, String>,
-    ) -> Result<(), QueueError> {
-        let payload = msg.encode();
-        let mut headers = FieldTable::default();
-        for (k, v) in trace {
-            headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
-        }
-        let attempt = async {
-            let ch = {
-                let mut state = self.state.lock().await;
-                self.channel(&mut state).await?
-            };
-            let queue = self.topology.of_engine(msg.engine).jobs;
-            let r =
-                publish_confirmed(&ch, &queue, &payload, properties(msg.priority, headers)).await;
-            if r.is_err() {
-                let mut state = self.state.lock().await;
-                if state.as_ref().is_some_and(|(_, c)| c.id() == ch.id()) {
-                    *state = None;
-                }
-            }
-            r
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(r) => r,
-            Err(_) => {
-                *self.state.lock().await = None;
-                Err(QueueError::Timeout(self.timeout))
-            }
-        }
-    }
-
-    /// Publishes a job's message to its engine's dead-letter queue with the reason in its
-    /// headers (the reaper's dead letters, for jobs whose worker was lost).
-    pub async fn publish_dead_letter(
-        &self,
-        msg: &JobMessage,
-        code: &str,
-        message: &str,
-    ) -> Result<(), QueueError> {
-        let mut headers = FieldTable::default();
-        headers.insert(ERROR_CODE_HEADER.into(), AMQPValue::LongString(code.into()));
-        headers.insert(
-            ERROR_MESSAGE_HEADER.into(),
-            AMQPValue::LongString(message.into()),
-        );
-        let queue = self.topology.of_engine(msg.engine).dead_letter;
-        let ch = {
-            let mut state = self.state.lock().await;
-            tokio::time::timeout(self.timeout, self.channel(&mut state))
-                .await
-                .map_err(|_| QueueError::Timeout(self.timeout))??
-        };
-        tokio::time::timeout(
-            self.timeout,
-            publish_confirmed(
-                &ch,
-                &queue,
-                &msg.encode(),
-                properties(msg.priority, headers),
-            ),
-        )
-        .await
-        .map_err(|_| QueueError::Timeout(self.timeout))?
-    }
-
-    /// Messages ready in every engine's jobs, retry and dead-letter queues (the operator's queue
-    /// depth; passive declares on the publisher's channel).
-    pub async fn depths(&self) -> Result<Vec<(String, u32)>, QueueError> {
-        let ch = {
-            let mut state = self.state.lock().await;
-            tokio::time::timeout(self.timeout, self.channel(&mut state))
-                .await
-                .map_err(|_| QueueError::Timeout(self.timeout))??
-        };
-        let mut out = Vec::new();
-        for engine in Engine::ALL {
-            let topology = self.topology.of_engine(engine);
-            for queue in topology.queues() {
-                let n = tokio::time::timeout(self.timeout, ready_messages(&ch, &queue))
-                    .await
-                    .map_err(|_| QueueError::Timeout(self.timeout))??;
-                out.push((queue, n));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Whether the broker answers (used by readiness).
-    pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut state = self.state.lock().await;
-        let r = tokio::time::timeout(self.timeout, self.channel(&mut state)).await;
-        match r {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                *state = None;
-                Err(e)
-            }
-            Err(_) => {
-                *state = None;
-                Err(QueueError::Timeout(self.timeout))
-            }
-        }
     }
 }
 
