@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use orfeas_shared::db::{DeliveryLog, JobRecord, QueueEstimate, StageRecord};
 use orfeas_shared::heartbeat::WorkerHeartbeat;
-use orfeas_vocab::{Artifact, Device, JobId, JobSpec, JobStatus, Segmentation, Stage};
+use orfeas_vocab::{Artifact, Device, JobId, JobSpec, JobStatus, JobWeights, Segmentation, Stage};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -31,6 +31,10 @@ pub struct JobView {
     /// attempt preprocessed it (the `cutout` output, when asked for, shows the mask itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segmentation: Option<Segmentation>,
+    /// The weights the job ran with (name and SHA-256 of the engine's checkpoint and of the
+    /// segmentation model); absent for the weights-free engine and methods.
+    #[serde(skip_serializing_if = "JobWeights::is_empty")]
+    pub weights: JobWeights,
     /// Seconds per stage of the attempt that finished the job.
     pub timings: Vec<StageTiming>,
     pub outputs: Vec<OutputLink>,
@@ -183,6 +187,7 @@ impl JobView {
             queue: None,
             webhooks: Vec::new(),
             segmentation: job.segmentation,
+            weights: job.weights,
             timings,
             outputs,
             links: JobLinks {

@@ -364,9 +364,10 @@ impl WorkerMetrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "orfeas_worker_info",
-                        "1, labelled with the engine and device this worker runs",
+                        "1, labelled with the engine and device this worker runs and its weights \
+                         (`name@sha256-prefix`, `none` for the weights-free engine and methods)",
                     ),
-                    &["engine", "device"],
+                    &["engine", "device", "weights", "segmentation_weights"],
                 )
                 .expect("valid metric"),
             ),

@@ -21,6 +21,7 @@ pub mod segmentation;
 pub mod spec;
 pub mod stage;
 pub mod webhook;
+pub mod weights;
 
 pub use artifact::{Artifact, MeshFormat};
 pub use compute::{Device, Dtype, Engine, UnknownDevice, VolumeDecoding};
@@ -35,3 +36,4 @@ pub use segmentation::{Segmentation, SegmentationMethod};
 pub use spec::{JobOptionsInput, JobSpec};
 pub use stage::{ShapeStep, Stage, StageTimings};
 pub use webhook::{Webhook, WebhookEvent};
+pub use weights::{JobWeights, WeightsIdentity};

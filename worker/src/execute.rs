@@ -110,6 +110,9 @@ impl Worker {
                 &r.work.span,
                 &orfeas_shared::queue::trace_headers(&r.message.properties),
             );
+            // Logged inside the job's span, so the line carries its trace id; only now, since
+            // entering the span starts it and fixes its parent.
+            r.work.span.in_scope(|| tracing::info!("job started"));
         }
         let (messages, work): (Vec<(Incoming, Held)>, Vec<Work>) = ready
             .into_iter()
@@ -150,6 +153,14 @@ impl Worker {
                 if let Err(e) = self.db.record_segmentation(w.job_id, w.attempt, &seg).await {
                     tracing::warn!(job = %w.job_id, error = %e, "segmentation not recorded");
                 }
+            }
+            if !self.weights.is_empty()
+                && let Err(e) = self
+                    .db
+                    .record_weights(w.job_id, w.attempt, &self.weights)
+                    .await
+            {
+                tracing::warn!(job = %w.job_id, error = %e, "weights not recorded");
             }
             match self.complete(w, r).await {
                 Ok(()) => {
@@ -349,6 +360,7 @@ impl Worker {
             )
             .await?;
         if owned {
+            w.span.in_scope(|| tracing::info!("job succeeded"));
             self.status.send_modify(|s| s.jobs_done += 1);
             let engine = self.engine().as_str();
             for s in &stages {

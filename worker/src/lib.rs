@@ -26,6 +26,7 @@ pub mod heartbeat;
 pub mod metrics_server;
 pub mod optimizer;
 pub mod progress;
+pub mod provenance;
 pub mod session;
 pub mod simulation;
 pub mod startup;

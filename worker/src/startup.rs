@@ -14,11 +14,12 @@ use orfeas_shared::db::Db;
 use orfeas_shared::metrics::WorkerMetrics;
 use orfeas_shared::queue::Topology;
 use orfeas_shared::{Config, StartError, storage};
-use orfeas_vocab::Engine;
+use orfeas_vocab::{Engine, JobWeights};
 use tokio::sync::watch;
 
 use crate::heartbeat::WorkerStatus;
 use crate::optimizer::{DeviceProbe, Learned, MemoryModel, OptimizerConfig};
+use crate::provenance;
 
 /// Everything the worker's tasks share; built once per process.
 #[derive(Debug)]
@@ -37,6 +38,8 @@ pub struct Worker {
     pub(crate) metrics: Arc<WorkerMetrics>,
     /// The state the heartbeat reports.
     pub(crate) status: watch::Sender<WorkerStatus>,
+    /// The weights loaded at start, recorded with every job this worker runs.
+    pub(crate) weights: JobWeights,
 }
 
 /// The engine `worker.engine` names, with its model loaded (once per process).
@@ -125,10 +128,20 @@ impl Worker {
             max_batch: w.batch_size,
             max_wait: w.batch_wait,
         };
+        let weights = provenance::job_weights(&config)?;
+        let label = |id: &Option<orfeas_vocab::WeightsIdentity>| {
+            id.as_ref()
+                .map_or_else(|| "none".to_string(), |i| i.label())
+        };
         let metrics = WorkerMetrics::new();
         metrics
             .info
-            .with_label_values(&[w.engine.as_str(), w.device.to_string().as_str()])
+            .with_label_values(&[
+                w.engine.as_str(),
+                w.device.to_string().as_str(),
+                label(&weights.engine).as_str(),
+                label(&weights.segmentation).as_str(),
+            ])
             .set(1);
         metrics.optimizer_target.set(w.target_utilization);
         Ok(Arc::new(Worker {
@@ -139,6 +152,7 @@ impl Worker {
             memory: Mutex::new(model),
             metrics: Arc::new(metrics),
             status: watch::Sender::new(WorkerStatus::default()),
+            weights,
             probe,
             db,
             store,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::env::{TestEnv, id_of, sample, services_shared};
+use crate::env::{TestEnv, id_of, sample, services_shared, sha256sum};
 use crate::validate::{repo, validate};
 
 const T: Duration = Duration::from_secs(60);
@@ -70,6 +70,15 @@ async fn hunyuan3d_jobs_run_on_workers_with_its_weights() {
         let done = api.wait_terminal(&id, T).await;
         assert_eq!(done["status"], "succeeded", "{done}");
         assert_eq!(done["options"]["engine"], "hunyuan3d", "{done}");
+        // The ledger names the checkpoint the job ran with, by content.
+        let checkpoint = repo().join("pipeline/tests/fixtures/hunyuan3d/tiny");
+        assert_eq!(done["weights"]["engine"]["name"], "tiny", "{done}");
+        assert_eq!(
+            done["weights"]["engine"]["sha256"],
+            sha256sum(&checkpoint, "* | sha256sum"),
+            "{done}"
+        );
+        assert!(done["weights"].get("segmentation").is_none(), "{done}");
         for out in done["outputs"].as_array().expect("outputs") {
             let bytes = api
                 .client
@@ -86,6 +95,23 @@ async fn hunyuan3d_jobs_run_on_workers_with_its_weights() {
         }
     }
     validate(&files);
+    let metrics = reqwest::get(&worker.metrics_url)
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let digest = sha256sum(
+        &repo().join("pipeline/tests/fixtures/hunyuan3d/tiny"),
+        "* | sha256sum",
+    );
+    let label = format!(r#"weights="tiny@{}""#, &digest[..12]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("orfeas_worker_info{") && l.contains(&label)),
+        "{metrics}"
+    );
     // An inflate job on this deployment waits in the inflate queue (no inflate worker runs here).
     let (status, c) = api.submit(&sample("star.png"), None, None).await;
     assert_eq!(status, 202, "{c}");

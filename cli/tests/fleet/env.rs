@@ -412,3 +412,20 @@ pub fn sample(name: &str) -> Vec<u8> {
 pub fn id_of(job: &Value) -> String {
     job["id"].as_str().expect("job id").to_owned()
 }
+
+/// The first field `sha256sum ARGS` prints in `dir` (the system tool, so digests the fleet
+/// reports are checked against something other than its own code).
+pub fn sha256sum(dir: &std::path::Path, args: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("sha256sum {args}"))
+        .current_dir(dir)
+        .output()
+        .expect("sha256sum runs");
+    assert!(out.status.success(), "sha256sum {args}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}

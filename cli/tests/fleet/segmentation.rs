@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::env::{TestEnv, id_of, sample, services_shared};
+use crate::env::{TestEnv, id_of, sample, services_shared, sha256sum};
 use crate::validate::repo;
 
 const T: Duration = Duration::from_secs(90);
@@ -88,7 +88,15 @@ async fn every_job_reports_its_mask_and_u2net_weights_take_over_photos() {
         "{apple}"
     );
     assert!(share > 0.03 && share < 0.9, "{share}");
+    // Weights-free all the way: no weights recorded, and the worker's info says so.
+    assert!(apple.get("weights").is_none(), "{apple}");
     let metrics = scrape(&worker.metrics_url).await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("orfeas_worker_info{")
+            && l.contains(r#"weights="none""#)
+            && l.contains(r#"segmentation_weights="none""#)),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"orfeas_segmentation_mask_share_count{method="alpha"} 1"#),
         "{metrics}"
@@ -108,6 +116,22 @@ async fn every_job_reports_its_mask_and_u2net_weights_take_over_photos() {
     let (apple, cut) = run_with_cutout(&api, &sample("apple.jpg")).await;
     let (method, share) = method_and_share(&apple);
     assert_eq!(method, "u2net", "{apple}");
+    let fixture = u2netp_fixture();
+    let (folder, file) = (
+        fixture.parent().expect("folder"),
+        fixture.file_name().expect("name").to_string_lossy(),
+    );
+    assert_eq!(
+        apple["weights"]["segmentation"]["name"], "u2netp.onnx",
+        "{apple}"
+    );
+    assert_eq!(
+        apple["weights"]["segmentation"]["sha256"],
+        sha256sum(folder, &file),
+        "{apple}"
+    );
+    // inflate has no weights of its own.
+    assert!(apple["weights"].get("engine").is_none(), "{apple}");
     assert!(share > 0.0 && share <= 1.0, "{share}");
     // The cut-out carries the model's mask as its alpha: some of it kept, some of it cleared.
     let clear = cut.pixels().filter(|p| p.0[3] == 0).count();

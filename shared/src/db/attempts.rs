@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orfeas_vocab::{Artifact, Device, ErrorCode, JobId, JobStatus, Segmentation};
+use orfeas_vocab::{
+    Artifact, Device, ErrorCode, JobId, JobStatus, JobWeights, Segmentation, WeightsIdentity,
+};
 use sqlx::Row;
 
 use super::jobs::job_from_row;
@@ -217,6 +219,32 @@ impl Db {
         .bind(attempt)
         .bind(seg.method)
         .bind(seg.mask_share.clamp(0.0, 1.0))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records the weights an attempt ran with (only while that attempt is the job's latest,
+    /// as [`Db::record_segmentation`]).
+    pub async fn record_weights(
+        &self,
+        id: JobId,
+        attempt: i32,
+        weights: &JobWeights,
+    ) -> Result<(), DbError> {
+        let name = |w: &Option<WeightsIdentity>| w.as_ref().map(|w| w.name.clone());
+        let digest = |w: &Option<WeightsIdentity>| w.as_ref().map(|w| w.sha256.clone());
+        sqlx::query(
+            "UPDATE jobs SET engine_weights = $3, engine_weights_sha256 = $4, \
+             segmentation_weights = $5, segmentation_weights_sha256 = $6 \
+             WHERE id = $1 AND attempt = $2",
+        )
+        .bind(id.0)
+        .bind(attempt)
+        .bind(name(&weights.engine))
+        .bind(digest(&weights.engine))
+        .bind(name(&weights.segmentation))
+        .bind(digest(&weights.segmentation))
         .execute(self.pool())
         .await?;
         Ok(())

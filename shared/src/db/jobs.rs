@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use orfeas_vocab::{
-    Artifact, ErrorCode, JobId, JobSpec, JobStatus, Segmentation, SegmentationMethod, Stage,
+    Artifact, ErrorCode, JobId, JobSpec, JobStatus, JobWeights, Segmentation, SegmentationMethod,
+    Stage, WeightsIdentity,
 };
 use sqlx::Row;
 use uuid::Uuid;
@@ -49,6 +50,8 @@ pub struct JobRecord {
     pub purged_at: Option<DateTime<Utc>>,
     /// How the object mask was found, once an attempt preprocessed the image.
     pub segmentation: Option<Segmentation>,
+    /// The weights the last attempt that ran its batch used (empty: weights-free).
+    pub weights: JobWeights,
 }
 
 /// A job to insert.
@@ -112,7 +115,8 @@ macro_rules! job_columns {
         "id, status, spec, input_key, input_bytes, stage, progress, attempt, worker_id, \
          cancel_requested, error_code, error_message, outputs, enqueued_at, created_at, \
          started_at, finished_at, lease_expires_at, counted_attempts, outage_since, output_sha256, \
-         owner, purged_at, segmentation_method, mask_share"
+         owner, purged_at, segmentation_method, mask_share, engine_weights, \
+         engine_weights_sha256, segmentation_weights, segmentation_weights_sha256"
     };
 }
 
@@ -128,9 +132,21 @@ pub(super) fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord, DbE
         .map(|s| s.parse::<Artifact>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| corrupt("outputs", &e))?;
+    let weights = |name: &str, digest: &str| -> Result<Option<WeightsIdentity>, DbError> {
+        let name: Option<String> = row.try_get(name)?;
+        let sha256: Option<String> = row.try_get(digest)?;
+        Ok(name
+            .zip(sha256)
+            .map(|(name, sha256)| WeightsIdentity { name, sha256 }))
+    };
+    let weights = JobWeights {
+        engine: weights("engine_weights", "engine_weights_sha256")?,
+        segmentation: weights("segmentation_weights", "segmentation_weights_sha256")?,
+    };
     let method: Option<SegmentationMethod> = row.try_get("segmentation_method")?;
     let share: Option<f32> = row.try_get("mask_share")?;
     Ok(JobRecord {
+        weights,
         segmentation: method.map(|method| Segmentation {
             method,
             mask_share: share.unwrap_or(0.0),
