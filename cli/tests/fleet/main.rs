@@ -11,6 +11,7 @@ mod validate;
 mod auth;
 mod batching;
 mod chaos;
+mod dashboards;
 mod engines;
 mod env;
 mod events;
