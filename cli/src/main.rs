@@ -50,8 +50,7 @@ fn run_service(
 ) -> ExitCode {
     let result = args.load().and_then(|config| {
         // Logs to stderr; spans to the configured OTLP collector, if any. Flushed on exit.
-        let _telemetry =
-            orfeas_shared::telemetry::init(service, config.telemetry.otlp_endpoint.as_deref());
+        let _telemetry = orfeas_shared::telemetry::init(service, &config.telemetry);
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

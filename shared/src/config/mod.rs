@@ -98,6 +98,8 @@ pub struct TelemetryConfig {
     /// OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; empty or `off`: none.
     #[serde(deserialize_with = "off_or")]
     pub otlp_endpoint: Option<String>,
+    /// Which spans are exported (`RUST_LOG` directive syntax); the log filter is separate.
+    pub span_filter: crate::telemetry::SpanFilter,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]

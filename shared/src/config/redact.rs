@@ -72,6 +72,7 @@ impl fmt::Debug for Config {
                 "telemetry.otlp_endpoint",
                 &self.telemetry.otlp_endpoint.as_deref().map(redact_url),
             )
+            .field("telemetry.span_filter", &self.telemetry.span_filter)
             .finish_non_exhaustive()
     }
 }
