@@ -6,8 +6,9 @@
 //! [`upload`] parses submissions; [`service`] is the jobs service; [`routes`] the handlers;
 //! [`outbox`] the relay and confirm marker; [`reaper`] recovers lost workers' jobs and runs
 //! retention and the queue estimates; [`events`] follows jobs' live events; [`auth`] checks
-//! keys, sessions and share links; [`webhooks`] delivers signed webhooks; [`views`] the response bodies; [`error`] the one error type; [`openapi`] the
-//! document.
+//! keys, sessions and share links; [`request_span`] opens each request's trace span;
+//! [`webhooks`] delivers signed webhooks; [`views`] the response bodies; [`error`] the one
+//! error type; [`openapi`] the document.
 
 pub mod auth;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod openapi;
 pub mod outbox;
 pub mod reaper;
+pub mod request_span;
 pub mod routes;
 pub mod service;
 pub mod startup;
@@ -30,7 +32,6 @@ use axum::routing::{get, post};
 use orfeas_shared::StartError;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutBody;
-use tower_http::trace::TraceLayer;
 
 use routes::{account, events as event_routes, jobs, ops, performance};
 pub use startup::build_state;
@@ -86,12 +87,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             record_request,
         ))
-        // At info level, so the request span is recorded and starts the job's trace.
-        .layer(
-            TraceLayer::new_for_http().make_span_with(
-                tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
-            ),
-        )
+        // Outermost, so the request span covers authentication and starts the job's trace.
+        .layer(request_span::layer())
         .with_state(state)
 }
 

@@ -61,8 +61,14 @@ pub async fn submit(
     })?;
     let upload = Upload::read(&headers, multipart, state.config.api.max_upload_bytes).await?;
     drop(_receiving);
-    let trace = orfeas_shared::telemetry::inject(&tracing::Span::current());
-    Ok(match state.jobs.submit(upload, trace, &caller).await? {
+    // The request span's context, stored with the job: the parent of its publish, now or by the
+    // outbox relay.
+    let request = tracing::Span::current();
+    let trace = orfeas_shared::telemetry::inject(&request);
+    let submitted = state.jobs.submit(upload, trace, &caller).await?;
+    let (Submitted::Created(job) | Submitted::Repeated(job, _)) = &submitted;
+    request.record("job.id", tracing::field::display(job.id));
+    Ok(match submitted {
         Submitted::Created(job) => {
             let view = JobView::from_record(job, &[]);
             let location = view.links.this.clone();

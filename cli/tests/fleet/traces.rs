@@ -66,14 +66,22 @@ async fn one_trace_from_request_to_stages() {
         "the job continues a trace from another process"
     );
 
-    // The API request that accepted the job is its parent, in the same trace.
+    // The API's publish is its parent, and the request that accepted the job the publish's,
+    // in the same trace.
     let trace = job_span.span_context.trace_id();
-    let request = spans
+    let publish = spans
         .iter()
         .find(|s| s.span_context.span_id() == job_span.parent_span_id)
+        .expect("the publish span");
+    assert_eq!(publish.name, "publish");
+    assert_eq!(publish.span_context.trace_id(), trace);
+    let request = spans
+        .iter()
+        .find(|s| s.span_context.span_id() == publish.parent_span_id)
         .expect("the request span");
     assert_eq!(request.span_context.trace_id(), trace);
-    assert_eq!(request.name, "request", "tower-http's request span");
+    assert_eq!(request.name, "POST /api/jobs", "the request span, by route");
+    assert_eq!(attr(request, "job.id").as_deref(), Some(id.as_str()));
 
     // Every stage under the job span, the engine's sub-steps under shape_generation.
     let job_id = job_span.span_context.span_id();

@@ -1,6 +1,7 @@
 //! The API's publisher: job messages onto their engine's queue with publisher confirms, each in
 //! a `publish` span whose trace context travels in the message headers.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use lapin::options::ConfirmSelectOptions;
@@ -8,6 +9,10 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use orfeas_vocab::{Engine, JobMessage};
 use tokio::sync::Mutex;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+
+use crate::telemetry;
 
 use super::{
     ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, QueueError, Topology, connect, properties,
@@ -62,14 +67,27 @@ impl Publisher {
     /// Publishes a job message persistently and waits for the confirm (bounded by a timeout).
     /// The lock is held only to fetch or reopen the channel, so concurrent requests publish on
     /// the same channel and wait for their confirms in parallel.
+    ///
+    /// `trace` is the trace context stored with the job (its submitting request's). The publish
+    /// runs in a `publish` span under it, and the message carries the `publish` span's context,
+    /// so the worker's `job` span hangs under this publish, whether the request itself or the
+    /// outbox relay (later, maybe on another replica) sends it.
     pub async fn publish_job(
         &self,
         msg: &JobMessage,
-        trace: &std::collections::HashMap<String, String>,
+        trace: &HashMap<String, String>,
     ) -> Result<(), QueueError> {
+        let queue = self.topology.of_engine(msg.engine).jobs;
+        let span = publish_span(&queue, msg, trace);
+        let mut context = telemetry::inject(&span);
+        if context.is_empty() {
+            // This process exports no spans: pass the stored context on, so a worker that
+            // exports still joins the request's trace.
+            context.clone_from(trace);
+        }
         let payload = msg.encode();
         let mut headers = FieldTable::default();
-        for (k, v) in trace {
+        for (k, v) in &context {
             headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
         }
         let attempt = async {
@@ -77,7 +95,6 @@ impl Publisher {
                 let mut state = self.state.lock().await;
                 self.channel(&mut state).await?
             };
-            let queue = self.topology.of_engine(msg.engine).jobs;
             let r =
                 publish_confirmed(&ch, &queue, &payload, properties(msg.priority, headers)).await;
             if r.is_err() {
@@ -88,13 +105,21 @@ impl Publisher {
             }
             r
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        let r = match tokio::time::timeout(self.timeout, attempt)
+            .instrument(span.clone())
+            .await
+        {
             Ok(r) => r,
             Err(_) => {
                 *self.state.lock().await = None;
                 Err(QueueError::Timeout(self.timeout))
             }
+        };
+        if let Err(e) = &r {
+            span.record("otel.status_code", "error");
+            span.record("error.type", error_type(e));
         }
+        r
     }
 
     /// Publishes a job's message to its engine's dead-letter queue with the reason in its
@@ -168,5 +193,38 @@ impl Publisher {
                 Err(QueueError::Timeout(self.timeout))
             }
         }
+    }
+}
+
+/// The span of one job publish, named and attributed after OpenTelemetry's messaging
+/// conventions. Its parent is the job's stored trace context rather than whatever span is
+/// current, so the relay's republish lands in the same trace as the request's own attempt.
+fn publish_span(queue: &str, msg: &JobMessage, parent: &HashMap<String, String>) -> Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "publish",
+        otel.kind = "producer",
+        otel.status_code = Empty,
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.operation.name = "publish",
+        // The default exchange routes by queue name: the queue is the destination.
+        messaging.destination.name = queue,
+        messaging.rabbitmq.destination.routing_key = queue,
+        job.id = %msg.job_id,
+        engine = msg.engine.as_str(),
+        error.type = Empty,
+    );
+    telemetry::extract_into(&span, parent);
+    span
+}
+
+/// `error.type` of a failed publish: a short, low-cardinality reason.
+fn error_type(e: &QueueError) -> &'static str {
+    match e {
+        QueueError::Unavailable(_) => "unavailable",
+        QueueError::Nacked => "nacked",
+        QueueError::Unroutable(_) => "unroutable",
+        QueueError::Timeout(_) => "timeout",
     }
 }
