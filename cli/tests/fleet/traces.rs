@@ -1,6 +1,11 @@
 //! One trace from the HTTP request to the worker's stage spans, across the RabbitMQ hop,
 //! captured with OpenTelemetry's in-memory exporter. The only test of this binary that installs
 //! a process-wide subscriber (other tests' spans reach it too; it looks at its own trace only).
+//! [`across_processes`] checks the same trace from the real processes over OTLP/HTTP.
+
+mod across_processes;
+mod process;
+mod receiver;
 
 use std::time::Duration;
 
