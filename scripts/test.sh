@@ -62,8 +62,19 @@ if ! port_open 15672; then
   rabbitmq-plugins -q enable rabbitmq_management > /dev/null
   wait_port 15672
 fi
+# RabbitMQ's Prometheus endpoint (:15692): the dashboards test scrapes it.
+if ! port_open 15692; then
+  rabbitmq-plugins -q enable rabbitmq_prometheus > /dev/null
+  wait_port 15692
+fi
+# Debian's Prometheus: the dashboards test runs it against a test fleet.
+if ! command -v prometheus > /dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends prometheus \
+    || { $sudo apt-get update && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends prometheus; }
+fi
 export ORFEAS_TEST_AMQP_MANAGEMENT="http://guest:guest@127.0.0.1:15672"
-echo "PostgreSQL, Redis and RabbitMQ (with its management API) are up"
+echo "PostgreSQL, Redis and RabbitMQ (with its management and Prometheus endpoints) are up; Prometheus installed"
 
 step "S3-compatible server (s3s-fs 0.14.1)"
 s3bin="$tools/s3s/bin/s3s-fs"

@@ -416,7 +416,7 @@ pub fn id_of(job: &Value) -> String {
 /// The first field `sha256sum ARGS` prints in `dir` (the system tool, so digests the fleet
 /// reports are checked against something other than its own code).
 pub fn sha256sum(dir: &std::path::Path, args: &str) -> String {
-    let out = std::process::Command::new("sh")
+    let out = Command::new("sh")
         .arg("-c")
         .arg(format!("sha256sum {args}"))
         .current_dir(dir)
