@@ -11,6 +11,8 @@ pub mod config;
 #[cfg(feature = "generate")]
 pub mod generate;
 pub mod keys;
+#[cfg(feature = "client")]
+pub mod loadtest;
 #[cfg(feature = "generate")]
 pub mod report;
 pub mod serve;

@@ -39,6 +39,9 @@ enum Command {
     #[cfg(feature = "client")]
     #[command(subcommand)]
     Jobs(orfeas::client::watch::JobsCommand),
+    /// Open-loop load against a running API: Poisson arrivals, latency, throughput, thresholds.
+    #[cfg(feature = "client")]
+    Loadtest(orfeas::loadtest::LoadtestArgs),
 }
 
 type ServiceFuture = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
@@ -99,5 +102,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => exit_code(orfeas::config::run(&cmd)),
         #[cfg(feature = "client")]
         Command::Jobs(cmd) => orfeas::client::watch::main(cmd),
+        #[cfg(feature = "client")]
+        Command::Loadtest(args) => orfeas::loadtest::main(args),
     }
 }
