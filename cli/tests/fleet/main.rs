@@ -17,6 +17,7 @@ mod env;
 mod events;
 mod failures;
 mod lifecycle;
+mod loadtest;
 mod operator;
 mod probes;
 mod retention;
