@@ -113,9 +113,18 @@ impl Collector {
                     *r.no_answer.entry((*reason).to_owned()).or_default() += 1;
                     row.code = Some((*reason).to_owned());
                 }
-                Answer::Refused { status, code, .. } => {
+                Answer::Refused {
+                    status,
+                    code,
+                    retry_after,
+                } => {
+                    // A refusal is counted, never retried: a retry would be a new arrival the
+                    // schedule did not make, and would hide the refusal rate.
                     let code = code.clone().unwrap_or_else(|| "-".to_owned());
-                    *r.refused.entry((*status, code.clone())).or_default() += 1;
+                    r.refused
+                        .entry((*status, code.clone()))
+                        .or_default()
+                        .add(retry_after.as_deref());
                     if *status == 429 {
                         r.refused_429 += 1;
                     }
@@ -245,7 +254,11 @@ mod tests {
         });
         let r = c.finish(Duration::from_secs(1));
         assert_eq!((r.arrivals, r.dropped, r.sent, r.accepted), (7, 1, 6, 4));
-        assert_eq!(r.refused.get(&(429, "too_many_jobs".into())), Some(&1));
+        let throttled = r.refused.get(&(429, "too_many_jobs".into()));
+        assert_eq!(
+            throttled.map(|t| (t.count, t.retry_after.as_slice())),
+            Some((1, ["5".to_owned()].as_slice()))
+        );
         assert_eq!(r.no_answer.get("timeout"), Some(&1));
         assert_eq!(
             (r.succeeded, r.failed_total(), r.lost, r.unfinished),

@@ -81,6 +81,8 @@ pub struct Refusal {
     pub status: u16,
     pub code: String,
     pub count: u64,
+    /// The distinct `Retry-After` values sent with them.
+    pub retry_after: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,7 +159,7 @@ impl Report {
                 dropped: r.dropped,
                 sent: r.sent,
                 accepted: r.accepted,
-                refused: r.refused.values().sum(),
+                refused: r.refused.values().map(|x| x.count).sum(),
                 refused_429: r.refused_429,
                 no_answer: r.no_answer.values().sum(),
                 completed: r.completed(),
@@ -170,10 +172,11 @@ impl Report {
             refused: r
                 .refused
                 .iter()
-                .map(|((status, code), &count)| Refusal {
+                .map(|((status, code), x)| Refusal {
                     status: *status,
                     code: code.clone(),
-                    count,
+                    count: x.count,
+                    retry_after: x.retry_after.clone(),
                 })
                 .collect(),
             no_answer: std::mem::take(&mut r.no_answer),
@@ -279,7 +282,12 @@ impl Report {
         if !self.refused.is_empty() || !self.no_answer.is_empty() || !self.failed.is_empty() {
             let _ = writeln!(m, "\n| error | count |\n|---|---|");
             for r in &self.refused {
-                let _ = writeln!(m, "| HTTP {} `{}` | {} |", r.status, r.code, r.count);
+                let retry = if r.retry_after.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (Retry-After: {})", r.retry_after.join(", "))
+                };
+                let _ = writeln!(m, "| HTTP {} `{}`{retry} | {} |", r.status, r.code, r.count);
             }
             for (reason, n) in &self.no_answer {
                 let _ = writeln!(m, "| no answer: {reason} | {n} |");

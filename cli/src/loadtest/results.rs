@@ -83,7 +83,7 @@ pub struct Results {
     pub sent: u64,
     pub accepted: u64,
     /// Refusals by HTTP status and error code (`-` when the body had none).
-    pub refused: BTreeMap<(u16, String), u64>,
+    pub refused: BTreeMap<(u16, String), Refusals>,
     pub refused_429: u64,
     /// Submissions that got no HTTP answer, by reason.
     pub no_answer: BTreeMap<String, u64>,
@@ -110,7 +110,28 @@ pub struct Results {
     pub jobs: Vec<JobRow>,
 }
 
-const LOST_REASONS_KEPT: usize = 5;
+/// Refusals of one status and code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refusals {
+    pub count: u64,
+    /// The distinct `Retry-After` values the API sent with them (a few).
+    pub retry_after: Vec<String>,
+}
+
+impl Refusals {
+    pub(super) fn add(&mut self, retry_after: Option<&str>) {
+        self.count += 1;
+        if let Some(v) = retry_after
+            && self.retry_after.len() < KEPT
+            && !self.retry_after.iter().any(|r| r == v)
+        {
+            self.retry_after.push(v.to_owned());
+        }
+    }
+}
+
+/// How many distinct lost reasons and `Retry-After` values are kept, to say what happened.
+const KEPT: usize = 5;
 
 pub(super) fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
@@ -177,9 +198,7 @@ impl Results {
                 self.lost += 1;
                 row.outcome = Outcome::Lost;
                 row.code = Some(reason.clone());
-                if self.lost_reasons.len() < LOST_REASONS_KEPT
-                    && !self.lost_reasons.contains(reason)
-                {
+                if self.lost_reasons.len() < KEPT && !self.lost_reasons.contains(reason) {
                     self.lost_reasons.push(reason.clone());
                 }
             }

@@ -294,3 +294,73 @@ async fn a_bad_threshold_is_a_usage_error_before_any_request() {
     );
     assert!(!stderr.contains("does not answer"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_and_jobs_left_waiting_are_counted_as_the_api_answered() {
+    let _services = services_shared().await;
+    // A queue that takes two jobs and no worker: the API answers 429 once it sees them
+    // waiting, and what it accepted never runs.
+    let env = TestEnv::with(
+        "e2e_loadtest_full",
+        &[("ORFEAS__API__MAX_QUEUED_JOBS", "2")],
+    )
+    .await;
+    let api = env.start_api().await;
+    let dir = scratch("full");
+    let json = dir.join("report.json");
+    let out = loadtest(
+        &api.base,
+        &[
+            "--rate",
+            "10",
+            "--duration",
+            "2s",
+            "--drain-timeout",
+            "1s",
+            "--threshold",
+            "throttled_rate<0.01",
+            "--json",
+            json.to_str().expect("path"),
+        ],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("FAIL throttled_rate<0.01: actual "),
+        "{stdout}"
+    );
+    let report = read_json(&json);
+    let (sent, accepted) = (count(&report, "sent"), count(&report, "accepted"));
+    assert_eq!(count(&report, "arrivals"), sent);
+    assert!(
+        accepted >= 1 && count(&report, "refused_429") >= 1,
+        "{}",
+        report["counts"]
+    );
+    assert_eq!(accepted + count(&report, "refused"), sent);
+    assert_eq!(count(&report, "unfinished"), accepted, "none ran");
+    assert_eq!(count(&report, "completed"), 0);
+    let refused = report["refused"].as_array().expect("refusals");
+    assert!(
+        refused.iter().any(|r| r["status"] == 429
+            && r["code"] == "too_many_jobs"
+            && r["retry_after"].as_array().is_some_and(|v| !v.is_empty())),
+        "{refused:?}"
+    );
+    // What the API holds: exactly the accepted jobs, all still waiting.
+    let (status, list) = api.get("/api/jobs?limit=100").await;
+    assert_eq!(status, 200);
+    let jobs = list["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len() as u64, accepted);
+    assert!(jobs.iter().all(|j| j["status"] == "queued"), "{list}");
+
+    api.stop().await;
+    env.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
