@@ -19,8 +19,9 @@
 #   --keep            keep the fresh database and queues at the end (default: dropped)
 #
 # When everything is up it prints the API URL and the admin key and writes them, as shell
-# assignments, to RUN_DIR/fleet.env (ORFEAS_API_URL, ORFEAS_API_KEY, …), which scripts can wait
-# for and source. Other ORFEAS__… variables in the environment reach every process
+# assignments, to RUN_DIR/fleet.env (ORFEAS_API_URL, ORFEAS_API_KEY, the processes' ids as
+# ORFEAS_FLEET_PIDS="api:PID worker-1:PID …", …), which scripts can wait for and source.
+# Other ORFEAS__… variables in the environment reach every process
 # (e.g. ORFEAS__WORKER__BATCH_SIZE=8).
 #
 # Why S3 by default: the deployed fleet reads and writes its inputs and meshes through the S3
@@ -231,6 +232,7 @@ ORFEAS_FLEET_API_METRICS=http://127.0.0.1:$api_metrics/metrics
 ORFEAS_FLEET_WORKER_METRICS="${worker_metrics% }"
 ORFEAS_FLEET_PROMETHEUS=$prom_url
 ORFEAS_FLEET_RUN_DIR=$run_dir
+ORFEAS_FLEET_PIDS="${children[*]}"
 EOF
 # Renamed into place so a reader never sees half of it.
 mv "$run_dir/fleet.env.tmp" "$run_dir/fleet.env"
