@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 
 use super::schedule::Profile;
 use super::submit::Images;
@@ -31,6 +31,7 @@ pub(crate) fn arg_error(message: impl Into<String>) -> ArgError {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("arrivals").required(true).args(["rate", "ramp"])))]
 pub struct LoadtestArgs {
     /// The job API's base URL.
     #[arg(long, env = "ORFEAS_API_URL", default_value = "http://127.0.0.1:8080")]
@@ -45,7 +46,7 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "FILE_OR_JSON")]
     pub options: Option<String>,
     /// Arrivals per second (Poisson), e.g. `2`, `2/s`, `90/min`.
-    #[arg(long, conflicts_with = "ramp", required_unless_present = "ramp")]
+    #[arg(long)]
     pub rate: Option<Rate>,
     /// A linear ramp of the arrival rate over `--duration`, `FROM:TO` (each like `--rate`).
     #[arg(long, value_name = "FROM:TO")]
@@ -60,7 +61,7 @@ pub struct LoadtestArgs {
     /// dropped by the client and counted, never delayed.
     #[arg(long, default_value_t = 500)]
     pub max_in_flight: usize,
-    /// After the last arrival, how long to wait for jobs still queued or running.
+    /// After the load window, how long to wait for jobs still queued or running.
     #[arg(long, default_value = "120s")]
     pub drain_timeout: DurationArg,
     /// A pass/fail condition on the results, e.g. `e2e_p95<30s`, `error_rate<0.01`,
