@@ -429,7 +429,10 @@ async fn alerting_gauges() {
 
     let w = scrape(worker.metrics_url.clone()).await;
     assert_eq!(
-        value(&w, "orfeas_worker_info{device=\"cpu\",engine=\"inflate\"}"),
+        value(
+            &w,
+            "orfeas_worker_info{device=\"cpu\",engine=\"inflate\",segmentation_weights=\"none\",weights=\"none\"}"
+        ),
         1.0
     );
     assert_eq!(
