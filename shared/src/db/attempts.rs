@@ -17,7 +17,7 @@ use orfeas_vocab::{
 };
 use sqlx::Row;
 
-use super::jobs::job_from_row;
+use super::job_row::job_from_row;
 use super::ledger::{StageRecord, insert_stage_records};
 use super::{Db, DbError, JobRecord};
 

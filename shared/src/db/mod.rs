@@ -9,9 +9,10 @@
 //! move a job twice. An attempt's stage rows are written in the transaction that ends it.
 
 #[macro_use]
-pub mod jobs;
+mod job_row;
 pub mod attempts;
 pub mod events;
+pub mod jobs;
 pub mod keys;
 pub mod ledger;
 pub mod memory;
