@@ -164,18 +164,7 @@ fn onnx_pth_and_safetensors_agree() {
     let from_onnx = U2NetWeights::load(&u2netp_onnx()).unwrap();
     let from_pth = U2NetWeights::load(&u2netp_pth()).unwrap();
     // The exporter folded BatchNorm in f32; we fold in f64: the weights agree to rounding.
-    let mut worst = 0f32;
-    for (a, b) in from_onnx.convs().iter().zip(from_pth.convs()) {
-        assert_eq!((&a.key, a.shape), (&b.key, b.shape));
-        for (x, y) in a
-            .weight
-            .iter()
-            .chain(&a.bias)
-            .zip(b.weight.iter().chain(&b.bias))
-        {
-            worst = worst.max((x - y).abs() / y.abs().max(1.0));
-        }
-    }
+    let worst = max_relative_difference(&from_onnx, &from_pth);
     eprintln!("folded weights, ONNX vs .pth: max relative difference {worst:e}");
     assert!(worst < 1e-5);
 
@@ -199,6 +188,24 @@ fn onnx_pth_and_safetensors_agree() {
     for (x, y) in a.iter().zip(&b) {
         assert!(max_abs_diff(x, y) <= 1);
     }
+}
+
+/// The largest relative difference between two loads' folded weights and biases, conv by conv
+/// (same keys and shapes asserted).
+fn max_relative_difference(a: &U2NetWeights, b: &U2NetWeights) -> f32 {
+    let mut worst = 0f32;
+    for (a, b) in a.convs().iter().zip(b.convs()) {
+        assert_eq!((&a.key, a.shape), (&b.key, b.shape));
+        for (x, y) in a
+            .weight
+            .iter()
+            .chain(&a.bias)
+            .zip(b.weight.iter().chain(&b.bias))
+        {
+            worst = worst.max((x - y).abs() / y.abs().max(1.0));
+        }
+    }
+    worst
 }
 
 fn write_safetensors(sd: &StateDict, path: &std::path::Path) {
@@ -353,18 +360,7 @@ fn full_u2net_onnx_from_env() {
     let from_onnx = U2NetWeights::load(std::path::Path::new(&path)).unwrap();
     let from_formula = U2NetWeights::from_state_dict(&formula_state_dict("u2net")).unwrap();
     assert_eq!(from_onnx.kind(), U2NetKind::U2net);
-    let mut worst = 0f32;
-    for (a, b) in from_onnx.convs().iter().zip(from_formula.convs()) {
-        assert_eq!((&a.key, a.shape), (&b.key, b.shape));
-        for (x, y) in a
-            .weight
-            .iter()
-            .chain(&a.bias)
-            .zip(b.weight.iter().chain(&b.bias))
-        {
-            worst = worst.max((x - y).abs() / y.abs().max(1.0));
-        }
-    }
+    let worst = max_relative_difference(&from_onnx, &from_formula);
     eprintln!("{path}: folded weights vs formula, max relative difference {worst:e}");
     assert!(worst < 1e-5);
 }

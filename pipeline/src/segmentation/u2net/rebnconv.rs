@@ -119,10 +119,6 @@ pub struct Conv<B: Backend> {
 }
 
 impl<B: Backend> Conv<B> {
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward_parts(vec![x])
-    }
-
     /// `conv(cat(parts, dim 1))` as `Σ conv(part_i, W_i)`: burn-ndarray's concatenation costs
     /// about as much as a convolution at full resolution, and the sum needs none. The parts'
     /// channel counts must match the weight split (the model guarantees it).

@@ -102,10 +102,6 @@ impl<E: Exec> U2NetSegmenter<E> {
         })
     }
 
-    pub fn model(&self) -> &U2Net<E::Conv> {
-        &self.model
-    }
-
     /// `sigmoid(d0)` for a batch of preprocessed inputs (`B × 3 × 320 × 320` values), one
     /// 320×320 map per image.
     pub fn predict(&self, inputs: Vec<f32>, batch: usize) -> Vec<Vec<f32>> {
