@@ -16,8 +16,10 @@ use orfeas_pipeline::segmentation::load_segmenter;
 use orfeas_pipeline::shape::{EngineSpec, load_engine};
 use orfeas_pipeline::{BatchItem, ItemReport, JobOptions, Pipeline, ProgressObserver, Stage};
 use orfeas_vocab::options::defaults;
+use orfeas_vocab::texture::face_budget;
 use orfeas_vocab::{
-    Artifact, BackgroundMode, Device, Dtype, Engine, JobSpec, MeshFormat, VolumeDecoding,
+    Artifact, BackgroundMode, Device, Dtype, Engine, JobSpec, MeshFormat, TextureMode,
+    VolumeDecoding,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -37,8 +39,9 @@ pub struct GenerateArgs {
     /// Volume grid resolution (64–512).
     #[arg(long, default_value_t = defaults::OCTREE_RESOLUTION)]
     pub resolution: u32,
-    /// Reduce each mesh to at most this many faces (100–2000000).
-    #[arg(long)]
+    /// Reduce each mesh to at most this many faces (100–2000000), or `all` to keep every face
+    /// (default 40000).
+    #[arg(long, value_parser = parse_faces)]
     pub faces: Option<u64>,
     /// Shape engine: inflate (weights-free) or hunyuan3d (needs --weights).
     #[arg(long, default_value_t = Engine::Inflate)]
@@ -82,7 +85,13 @@ pub struct GenerateArgs {
     /// by the weights-free method.
     #[arg(long, value_name = "FILE")]
     pub segmentation_weights: Option<PathBuf>,
-    /// Skip texture synthesis (meshes without vertex colours).
+    /// Texture: uv (a UV atlas and a baked texture), vertex (vertex colours) or none.
+    #[arg(long, default_value_t = TextureMode::default(), conflicts_with = "no_texture")]
+    pub texture: TextureMode,
+    /// Side of the baked texture in texels (256–4096; `--texture uv`).
+    #[arg(long, default_value_t = defaults::TEXTURE_SIZE)]
+    pub texture_size: u32,
+    /// Skip texture synthesis (the same as `--texture none`).
     #[arg(long)]
     pub no_texture: bool,
     /// Hide progress bars.
@@ -100,10 +109,16 @@ impl GenerateArgs {
             guidance_scale: self.guidance,
             octree_resolution: self.resolution,
             num_chunks: self.chunks,
-            face_count: self.faces,
+            face_count: face_budget(self.faces)
+                .map_err(|e| anyhow::anyhow!("invalid option {e}"))?,
             formats: self.format.clone(),
             remove_background: self.background,
-            texture: !self.no_texture,
+            texture: if self.no_texture {
+                TextureMode::None
+            } else {
+                self.texture
+            },
+            texture_size: self.texture_size,
             inflation: self.inflation,
             cutout: self.cutout,
             ..JobSpec::default()
@@ -152,6 +167,17 @@ impl ProgressObserver for Bars {
     }
 }
 
+/// `--faces`: a count, or `all` (read as `0`, which the face-budget rule takes as every face).
+fn parse_faces(given: &str) -> Result<u64, String> {
+    if given.trim().eq_ignore_ascii_case("all") {
+        return Ok(0);
+    }
+    given
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{given}` is neither a face count nor `all`"))
+}
+
 /// Unique output stems: `a.png` and `a.jpg` become `a` and `a-2`.
 fn output_stems(images: &[PathBuf]) -> Vec<String> {
     let mut seen = HashSet::new();
@@ -175,10 +201,7 @@ fn output_stems(images: &[PathBuf]) -> Vec<String> {
 
 /// The file an artifact of an image is written to: `stem.glb`, …, `stem.cutout.png`.
 fn output_file(out: &Path, stem: &str, artifact: Artifact) -> PathBuf {
-    match artifact.mesh_format() {
-        Some(f) => out.join(format!("{stem}.{}", f.extension())),
-        None => out.join(format!("{stem}.{artifact}.{}", artifact.extension())),
-    }
+    out.join(artifact.download_name(stem))
 }
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
@@ -208,9 +231,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
             .map_err(|e| anyhow::anyhow!("loading the segmentation weights: {e}"))?;
         pipeline = pipeline.with_segmenter(segmenter);
     }
+    let stems = output_stems(&args.images);
     let items: Vec<BatchItem<'_>> = inputs
         .iter()
-        .map(|bytes| BatchItem::new(bytes, &opts))
+        .zip(&stems)
+        .map(|(bytes, stem)| BatchItem::new(bytes, &opts).with_name(stem.clone()))
         .collect();
 
     let multi = MultiProgress::with_draw_target(if args.quiet {
@@ -243,7 +268,6 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
         }
     });
 
-    let stems = output_stems(&args.images);
     let mut written = Vec::new();
     let mut failures = Vec::new();
     let mut masks = Vec::new();

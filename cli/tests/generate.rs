@@ -16,7 +16,9 @@ mod validate;
 use std::path::PathBuf;
 
 use orfeas::generate::{GenerateArgs, run};
-use orfeas_vocab::{BackgroundMode, Device, Dtype, Engine, MeshFormat, VolumeDecoding};
+use orfeas_vocab::{
+    BackgroundMode, Device, Dtype, Engine, MeshFormat, TextureMode, VolumeDecoding,
+};
 use validate::{repo, validate};
 
 fn out_dir(name: &str) -> PathBuf {
@@ -47,6 +49,8 @@ fn args(images: Vec<PathBuf>, out: PathBuf) -> GenerateArgs {
         dtype: Dtype::F32,
         cutout: false,
         segmentation_weights: None,
+        texture: TextureMode::Uv,
+        texture_size: 512,
         no_texture: false,
         quiet: true,
     }
@@ -66,7 +70,8 @@ fn hunyuan3d_engine_generates_valid_meshes_from_a_checkpoint() {
     a.steps = Some(4);
     let summary = run(&a).expect("generate runs");
     assert!(summary.failures.is_empty(), "{:?}", summary.failures);
-    assert_eq!(summary.written.len(), 12);
+    // Four meshes each, and the textured OBJ's material and texture.
+    assert_eq!(summary.written.len(), 18);
     for r in &summary.reports {
         assert_eq!(r.batch_size, 3, "the three images ran as one engine batch");
         assert!(r.result.as_ref().expect("ok").stats.faces > 100);
@@ -162,7 +167,8 @@ fn samples_in_every_format_pass_the_validators() {
     let out = out_dir("samples");
     let summary = run(&args(samples(), out.clone())).expect("generate runs");
     assert!(summary.failures.is_empty(), "{:?}", summary.failures);
-    assert_eq!(summary.written.len(), 12);
+    // Four meshes each, and the textured OBJ's material and texture.
+    assert_eq!(summary.written.len(), 18);
     for r in &summary.reports {
         assert_eq!(r.batch_size, 3, "the three images ran as one engine batch");
         let stats = r.result.as_ref().expect("ok").stats;
@@ -240,7 +246,7 @@ fn glb_colours(bytes: &[u8]) -> Vec<([f32; 3], [f32; 3])> {
 }
 
 #[test]
-fn glb_shows_the_input_colours_front_and_back() {
+fn vertex_coloured_glb_shows_the_input_colours_front_and_back() {
     // A disk, left half red and right half blue, on a transparent background.
     let dir = out_dir("colours");
     std::fs::create_dir_all(&dir).expect("dir");
@@ -258,6 +264,7 @@ fn glb_shows_the_input_colours_front_and_back() {
     img.save(&input).expect("save");
     let mut a = args(vec![input], dir.join("out"));
     a.format = vec![MeshFormat::Glb];
+    a.texture = TextureMode::Vertex;
     let summary = run(&a).expect("generate");
     let bytes = std::fs::read(&summary.written[0]).expect("glb");
     let verts = glb_colours(&bytes);
@@ -300,7 +307,7 @@ fn a_bad_image_fails_alone_with_its_code() {
         "{:?}",
         summary.failures
     );
-    assert_eq!(summary.written.len(), 4);
+    assert_eq!(summary.written.len(), 6);
 }
 
 /// Real photos without alpha (scikit-image's, downscaled; `pipeline/tests/fixtures/segmentation`)

@@ -7,6 +7,12 @@ pub struct Mesh {
     pub triangles: Vec<[u32; 3]>,
     /// Optional sRGB vertex colours, one per position.
     pub colors: Option<Vec<[u8; 3]>>,
+    /// Optional texture coordinates, one per position, in glTF's convention: `(0, 0)` is the
+    /// top-left corner of the texture image and `v` grows downward. A UV-textured mesh has its
+    /// vertices split along chart seams, so positions repeat there.
+    pub uvs: Option<Vec<[f32; 2]>>,
+    /// The sRGB base-colour texture the UVs address.
+    pub texture: Option<image::RgbImage>,
 }
 
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f64; 3] {
@@ -75,18 +81,22 @@ impl Mesh {
         }))
     }
 
-    /// Area-weighted unit vertex normals; a vertex with no area gets +Z.
+    /// Area-weighted unit vertex normals; a vertex with no area gets +Z. Vertices at the same
+    /// position share their normal, so a mesh split along UV seams shades without seams.
     pub fn vertex_normals(&self) -> Vec<[f32; 3]> {
+        let welded = self.welded();
         let mut acc = vec![[0f64; 3]; self.positions.len()];
         for t in &self.triangles {
             let n = self.face_normal(t);
             for &i in t {
                 for k in 0..3 {
-                    acc[i as usize][k] += n[k];
+                    acc[welded[i as usize] as usize][k] += n[k];
                 }
             }
         }
-        acc.into_iter()
+        welded
+            .iter()
+            .map(|&w| acc[w as usize])
             .map(|n| {
                 let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
                 if len > 1e-20 {
@@ -99,6 +109,18 @@ impl Mesh {
                     [0.0, 0.0, 1.0]
                 }
             })
+            .collect()
+    }
+
+    /// For each vertex, the first vertex at exactly the same position (itself when none before
+    /// it is): the vertex a seam split it from.
+    pub fn welded(&self) -> Vec<u32> {
+        let mut first: std::collections::HashMap<[u32; 3], u32> =
+            std::collections::HashMap::with_capacity(self.positions.len());
+        self.positions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| *first.entry(p.map(f32::to_bits)).or_insert(i as u32))
             .collect()
     }
 
@@ -197,7 +219,7 @@ pub(crate) mod tests {
         Mesh {
             positions,
             triangles,
-            colors: None,
+            ..Mesh::default()
         }
     }
 

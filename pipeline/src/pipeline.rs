@@ -9,11 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use orfeas_vocab::{Artifact, JobSpec, MeshFormat, Stage, StageTimings};
+use orfeas_vocab::{Artifact, JobSpec, MeshFormat, Stage, StageTimings, TextureMode};
 
 use crate::control::Control;
 use crate::error::{PipelineError, ShapeError};
-use crate::export::{export_cutout, export_mesh};
 use crate::image::{
     ImageLimits, LoadedImage, PreprocessOptions, PreprocessedImage, Segmentation, load_image,
 };
@@ -22,8 +21,10 @@ use crate::shape::{
     GeneratedShape, PostprocessOptions, ShapeEngine, ShapeOptions, ShapeRequest, postprocess,
 };
 use crate::stage::stage_span;
-use crate::texture::colorize;
+use crate::texture::UvReport;
+use finish_stage::finish_item;
 
+mod finish_stage;
 mod preprocess_stage;
 
 /// Everything a job may choose.
@@ -32,8 +33,10 @@ pub struct JobOptions {
     pub preprocess: PreprocessOptions,
     pub shape: ShapeOptions,
     pub postprocess: PostprocessOptions,
-    /// Colour the mesh from the image (vertex colours).
-    pub texture: bool,
+    /// How to colour the mesh from the image.
+    pub texture: TextureMode,
+    /// Side of a `uv` texture in texels.
+    pub texture_size: usize,
     pub formats: Vec<MeshFormat>,
     /// Also export the preprocessed cut-out ([`Artifact::Cutout`]).
     pub cutout: bool,
@@ -69,6 +72,7 @@ impl From<&JobSpec> for JobOptions {
                 ..PostprocessOptions::default()
             },
             texture: spec.texture,
+            texture_size: spec.texture_size as usize,
             formats: spec.formats.clone(),
             cutout: spec.cutout,
         }
@@ -85,6 +89,9 @@ pub struct BatchItem<'a> {
     pub parent: tracing::Span,
     /// Its deadline and stop flag, consulted at stage boundaries and inside the engine.
     pub control: Control,
+    /// What its files are called once downloaded (the job id, an image's stem): a textured OBJ
+    /// names its material and texture files by it.
+    pub name: String,
 }
 
 impl<'a> BatchItem<'a> {
@@ -94,7 +101,13 @@ impl<'a> BatchItem<'a> {
             options,
             parent: tracing::Span::current(),
             control: Control::none(),
+            name: "mesh".into(),
         }
+    }
+
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     pub fn with_parent(mut self, parent: tracing::Span) -> Self {
@@ -122,6 +135,8 @@ pub struct MeshStats {
 pub struct ItemOutput {
     pub files: Vec<(Artifact, Vec<u8>)>,
     pub stats: MeshStats,
+    /// The atlas and bake of a `uv` texture.
+    pub texture: Option<UvReport>,
 }
 
 #[derive(Debug, Clone)]
@@ -332,9 +347,8 @@ impl Pipeline {
             .zip(shapes)
             .enumerate()
             .map(|(idx, (image, shape))| {
-                let opts = items[idx].options;
                 let result = image.and_then(|image| {
-                    let mut shape = shape
+                    let shape = shape
                         .unwrap_or_else(|| {
                             Err(ShapeError::Engine {
                                 engine: self.engine.engine().as_str().into(),
@@ -348,47 +362,7 @@ impl Pipeline {
                             },
                             other => PipelineError::from(other),
                         })?;
-                    if opts.texture {
-                        timed(
-                            idx,
-                            Stage::TextureSynthesis,
-                            &items[idx],
-                            progress,
-                            &mut timings,
-                            || {
-                                colorize(&mut shape.mesh, &image, &shape.frame);
-                                Ok(())
-                            },
-                        )?;
-                    }
-                    let mesh = &shape.mesh;
-                    let files = timed(
-                        idx,
-                        Stage::MeshExport,
-                        &items[idx],
-                        progress,
-                        &mut timings,
-                        || {
-                            let mut files = opts
-                                .formats
-                                .iter()
-                                .map(|&format| Ok((format.into(), export_mesh(mesh, format)?)))
-                                .collect::<Result<Vec<_>, PipelineError>>()?;
-                            if opts.cutout {
-                                files.push((Artifact::Cutout, export_cutout(&image)?));
-                            }
-                            Ok(files)
-                        },
-                    )?;
-                    Ok(ItemOutput {
-                        files,
-                        stats: MeshStats {
-                            vertices: mesh.positions.len(),
-                            faces: mesh.triangles.len(),
-                            volume: mesh.signed_volume(),
-                            area: mesh.surface_area(),
-                        },
-                    })
+                    finish_item(idx, &items[idx], &image, shape, progress, &mut timings)
                 });
                 ItemReport {
                     timings: timings[idx].clone(),

@@ -9,7 +9,7 @@ named_enum! {
     pub enum MeshFormat: "mesh format" {
         /// glTF 2.0 binary.
         Glb = "glb",
-        /// Wavefront OBJ with vertex colours.
+        /// Wavefront OBJ: vertex colours, or UVs and a material naming its texture.
         Obj = "obj",
         /// Binary STL.
         Stl = "stl",
@@ -42,6 +42,10 @@ named_enum! {
         Obj = "obj",
         Stl = "stl",
         Ply = "ply",
+        /// An OBJ's material library (names the texture), stored beside a UV-textured OBJ.
+        Mtl = "mtl",
+        /// The base-colour texture an OBJ's material names, as a PNG (a GLB embeds its own).
+        Texture = "texture",
         /// The preprocessed input: the object cut out of its background and recentred, as an
         /// RGBA PNG (what the shape engine saw).
         Cutout = "cutout",
@@ -59,21 +63,37 @@ impl Artifact {
             Artifact::Obj => Some(MeshFormat::Obj),
             Artifact::Stl => Some(MeshFormat::Stl),
             Artifact::Ply => Some(MeshFormat::Ply),
-            Artifact::Cutout => None,
+            Artifact::Mtl | Artifact::Texture | Artifact::Cutout => None,
         }
     }
 
     pub const fn extension(self) -> &'static str {
-        match self.mesh_format() {
-            Some(f) => f.extension(),
-            None => "png",
+        match self {
+            Artifact::Mtl => "mtl",
+            _ => match self.mesh_format() {
+                Some(f) => f.extension(),
+                None => "png",
+            },
         }
     }
 
     pub const fn content_type(self) -> &'static str {
-        match self.mesh_format() {
-            Some(f) => f.content_type(),
-            None => "image/png",
+        match self {
+            Artifact::Mtl => "model/mtl",
+            _ => match self.mesh_format() {
+                Some(f) => f.content_type(),
+                None => "image/png",
+            },
+        }
+    }
+
+    /// The name a client saves the file under, for a job or image named `base`: meshes and the
+    /// material `{base}.{extension}`, images `{base}.{artifact}.png`. An OBJ names its material
+    /// and the material its texture by these names, so the three files work side by side.
+    pub fn download_name(self, base: &str) -> String {
+        match self {
+            Artifact::Texture | Artifact::Cutout => format!("{base}.{self}.png"),
+            _ => format!("{base}.{}", self.extension()),
         }
     }
 
@@ -84,6 +104,8 @@ impl Artifact {
             Artifact::Obj => "mesh.obj",
             Artifact::Stl => "mesh.stl",
             Artifact::Ply => "mesh.ply",
+            Artifact::Mtl => "mesh.mtl",
+            Artifact::Texture => "texture.png",
             Artifact::Cutout => "cutout.png",
         }
     }
@@ -116,6 +138,9 @@ mod tests {
         assert_eq!(Artifact::Cutout.mesh_format(), None);
         assert_eq!(Artifact::Cutout.file_name(), "cutout.png");
         assert_eq!(Artifact::Cutout.content_type(), "image/png");
+        assert_eq!(Artifact::Mtl.download_name("job"), "job.mtl");
+        assert_eq!(Artifact::Texture.download_name("job"), "job.texture.png");
+        assert_eq!(Artifact::Obj.download_name("job"), "job.obj");
         assert_eq!("GLB".parse::<MeshFormat>(), Ok(MeshFormat::Glb));
         assert!(
             "fbx"

@@ -1,6 +1,6 @@
 //! The ORFEAS vocabulary: the names every layer shares, defined once — pipeline stages and the
 //! sub-steps of `shape_generation`, the artifacts a job produces, engines, devices, dtypes,
-//! volume decoding, background modes and segmentation methods, job ids, statuses, job events, specifications and queue
+//! volume decoding, background modes, segmentation methods and texture modes, job ids, statuses, job events, specifications and queue
 //! messages, and the one error-code table with each code's HTTP status and retry class.
 //!
 //! It depends on serde, uuid and chrono only; the `sqlx` and `openapi` features add the
@@ -20,6 +20,7 @@ pub mod scope;
 pub mod segmentation;
 pub mod spec;
 pub mod stage;
+pub mod texture;
 pub mod webhook;
 pub mod weights;
 
@@ -35,5 +36,6 @@ pub use scope::Scope;
 pub use segmentation::{Segmentation, SegmentationMethod};
 pub use spec::{JobOptionsInput, JobSpec};
 pub use stage::{ShapeStep, Stage, StageTimings};
+pub use texture::{TextureInput, TextureMode};
 pub use webhook::{Webhook, WebhookEvent};
 pub use weights::{JobWeights, WeightsIdentity};

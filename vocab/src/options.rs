@@ -83,7 +83,8 @@ pub const NUM_CHUNKS: Bounds<u32> = Bounds {
     min: 1_000,
     max: 1_000_000,
 };
-/// Face budget of the decimated mesh.
+/// Face budget of the decimated mesh (`0`, "keep every face", is read by
+/// [`crate::texture::face_budget`] before this range applies).
 pub const FACE_COUNT: Bounds<u64> = Bounds {
     field: "face_count",
     min: 100,
@@ -94,6 +95,12 @@ pub const INFLATION: Bounds<f32> = Bounds {
     field: "inflation",
     min: 0.05,
     max: 4.0,
+};
+/// Side of the square base-colour texture a `uv` job bakes, in texels.
+pub const TEXTURE_SIZE: Bounds<u32> = Bounds {
+    field: "texture_size",
+    min: 256,
+    max: 4096,
 };
 /// Scheduling priority among the jobs a worker holds.
 pub const PRIORITY: Bounds<u8> = Bounds {
@@ -115,7 +122,9 @@ pub mod defaults {
     pub const INFLATION: f32 = 1.0;
     pub const FORMAT: MeshFormat = MeshFormat::Glb;
     pub const BACKGROUND: BackgroundMode = BackgroundMode::Auto;
-    pub const TEXTURE: bool = true;
+    pub const TEXTURE_SIZE: u32 = 1024;
+    /// Faces of a job that names no `face_count`: Hunyuan3D-2's `FaceReducer` default.
+    pub const FACE_BUDGET: u64 = 40_000;
     pub const PRIORITY: u8 = 0;
 }
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::options::{self, InvalidOption, defaults};
+use crate::texture::{TextureInput, TextureMode, deserialize_mode, face_budget};
 use crate::{Artifact, BackgroundMode, Engine, MeshFormat, Webhook};
 
 /// Job options as a client sends them (the `options` part of `POST /api/jobs`), before
@@ -26,14 +27,18 @@ pub struct JobOptionsInput {
     pub octree_resolution: Option<u32>,
     /// Query points per decoder call, 1000–1000000 (default 8000).
     pub num_chunks: Option<u32>,
-    /// Reduce the mesh to at most this many faces, 100–2000000 (default: no reduction).
+    /// Reduce the mesh to at most this many faces, 100–2000000; `0` keeps every face (default
+    /// 40000, Hunyuan3D-2's face reducer's).
     pub face_count: Option<u64>,
     /// Any of glb, obj, stl, ply (default ["glb"]).
     pub formats: Option<Vec<String>>,
     /// auto, always or never (default auto).
     pub remove_background: Option<String>,
-    /// Colour the mesh from the image (default true).
-    pub texture: Option<bool>,
+    /// How to colour the mesh from the image: `uv` (default: a UV atlas with a baked texture),
+    /// `vertex` (vertex colours) or `none`; `true` and `false` mean `uv` and `none`.
+    pub texture: Option<TextureInput>,
+    /// Side of the baked texture in texels, 256–4096 (default 1024; `uv` only).
+    pub texture_size: Option<u32>,
     /// `inflate`: thickness relative to a body of revolution, 0.05–4 (default 1).
     pub inflation: Option<f32>,
     /// Also store the preprocessed cut-out (RGBA PNG) as the artifact `cutout` (default false).
@@ -53,6 +58,10 @@ fn default_inflation() -> f32 {
     defaults::INFLATION
 }
 
+fn default_texture_size() -> u32 {
+    defaults::TEXTURE_SIZE
+}
+
 /// Validated job options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -64,10 +73,15 @@ pub struct JobSpec {
     pub guidance_scale: f32,
     pub octree_resolution: u32,
     pub num_chunks: u32,
+    /// `null`: every face the shape engine made.
     pub face_count: Option<u64>,
     pub formats: Vec<MeshFormat>,
     pub remove_background: BackgroundMode,
-    pub texture: bool,
+    /// Stored specs from before the modes existed carry a boolean here.
+    #[serde(deserialize_with = "deserialize_mode")]
+    pub texture: TextureMode,
+    #[serde(default = "default_texture_size")]
+    pub texture_size: u32,
     #[serde(default = "default_inflation")]
     pub inflation: f32,
     #[serde(default)]
@@ -88,10 +102,11 @@ impl Default for JobSpec {
             guidance_scale: defaults::GUIDANCE_SCALE,
             octree_resolution: defaults::OCTREE_RESOLUTION,
             num_chunks: defaults::NUM_CHUNKS,
-            face_count: None,
+            face_count: Some(defaults::FACE_BUDGET),
             formats: vec![defaults::FORMAT],
             remove_background: defaults::BACKGROUND,
-            texture: defaults::TEXTURE,
+            texture: TextureMode::default(),
+            texture_size: defaults::TEXTURE_SIZE,
             inflation: defaults::INFLATION,
             cutout: false,
             priority: defaults::PRIORITY,
@@ -122,14 +137,19 @@ impl JobSpec {
         if let Some(faces) = self.face_count {
             options::FACE_COUNT.check(faces)?;
         }
+        options::TEXTURE_SIZE.check(self.texture_size)?;
         options::INFLATION.check(self.inflation)?;
         options::PRIORITY.check(self.priority)?;
         Ok(self)
     }
 
-    /// The files a successful run stores: the meshes in their formats, then the cut-out if asked.
+    /// The files a successful run stores: the meshes in their formats, an OBJ's material and
+    /// texture beside it when the mesh is UV-textured, then the cut-out if asked.
     pub fn artifacts(&self) -> Vec<Artifact> {
         let mut out: Vec<Artifact> = self.formats.iter().map(|&f| f.into()).collect();
+        if self.texture == TextureMode::Uv && self.formats.contains(&MeshFormat::Obj) {
+            out.extend([Artifact::Mtl, Artifact::Texture]);
+        }
         if self.cutout {
             out.push(Artifact::Cutout);
         }
@@ -197,10 +217,14 @@ impl JobOptionsInput {
                 .octree_resolution
                 .unwrap_or(defaults::OCTREE_RESOLUTION),
             num_chunks: self.num_chunks.unwrap_or(defaults::NUM_CHUNKS),
-            face_count: self.face_count,
+            face_count: face_budget(self.face_count)?,
             formats,
             remove_background,
-            texture: self.texture.unwrap_or(defaults::TEXTURE),
+            texture: match &self.texture {
+                None => TextureMode::default(),
+                Some(t) => t.parse()?,
+            },
+            texture_size: self.texture_size.unwrap_or(defaults::TEXTURE_SIZE),
             inflation: self.inflation.unwrap_or(defaults::INFLATION),
             cutout: self.cutout.unwrap_or(false),
             priority: self.priority.unwrap_or(defaults::PRIORITY),
@@ -296,6 +320,20 @@ mod tests {
                 },
             ),
             (
+                "texture",
+                JobOptionsInput {
+                    texture: Some(TextureInput::Name("shiny".into())),
+                    ..Default::default()
+                },
+            ),
+            (
+                "texture_size",
+                JobOptionsInput {
+                    texture_size: Some(100_000),
+                    ..Default::default()
+                },
+            ),
+            (
                 "inflation",
                 JobOptionsInput {
                     inflation: Some(9.0),
@@ -355,5 +393,41 @@ mod tests {
         assert_eq!(spec.steps, Some(50));
         assert_eq!(spec.inflation, 1.0);
         assert!(!spec.cutout);
+        assert_eq!(spec.texture, TextureMode::Uv, "`true` is the default mode");
+        assert_eq!(spec.texture_size, 1024);
+        assert_eq!(spec.face_count, None, "stored without a budget: every face");
+        let off: JobSpec =
+            serde_json::from_str(&old.replace("\"texture\":true", "\"texture\":false"))
+                .expect("old spec");
+        assert_eq!(off.texture, TextureMode::None);
+    }
+
+    #[test]
+    fn a_textured_obj_brings_its_material_and_texture() {
+        let spec = JobOptionsInput {
+            formats: Some(vec!["obj".into(), "glb".into()]),
+            ..Default::default()
+        }
+        .validate(now())
+        .expect("valid");
+        assert_eq!(
+            spec.artifacts(),
+            vec![
+                Artifact::Glb,
+                Artifact::Obj,
+                Artifact::Mtl,
+                Artifact::Texture
+            ]
+        );
+        let plain = JobOptionsInput {
+            formats: Some(vec!["obj".into()]),
+            texture: Some(TextureInput::Name("vertex".into())),
+            face_count: Some(0),
+            ..Default::default()
+        }
+        .validate(now())
+        .expect("valid");
+        assert_eq!(plain.artifacts(), vec![Artifact::Obj]);
+        assert_eq!(plain.face_count, None);
     }
 }

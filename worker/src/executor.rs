@@ -157,7 +157,7 @@ pub async fn run_batch(pipeline: Arc<Pipeline>, events: Option<Events>, work: &[
         .as_ref()
         .map(|e| ProgressRelay::start(e.db.clone(), jobs.clone(), e.progress_interval));
     let db = events.map(|e| e.db);
-    let inputs: Vec<(bytes::Bytes, JobOptions, tracing::Span, Control)> = work
+    let inputs: Vec<(bytes::Bytes, JobOptions, tracing::Span, Control, String)> = work
         .iter()
         .enumerate()
         .map(|(i, w)| {
@@ -165,7 +165,13 @@ pub async fn run_batch(pipeline: Arc<Pipeline>, events: Option<Events>, work: &[
                 Some(r) => w.control().with_progress(r.reporter(i)),
                 None => w.control(),
             };
-            (w.input.clone(), w.options.clone(), w.span.clone(), control)
+            (
+                w.input.clone(),
+                w.options.clone(),
+                w.span.clone(),
+                control,
+                w.job_id.to_string(),
+            )
         })
         .collect();
     let deadlines: Vec<Instant> = work.iter().map(|w| w.deadline).collect();
@@ -184,10 +190,11 @@ pub async fn run_batch(pipeline: Arc<Pipeline>, events: Option<Events>, work: &[
         };
         let items: Vec<BatchItem<'_>> = inputs
             .iter()
-            .map(|(bytes, options, span, control)| {
+            .map(|(bytes, options, span, control, name)| {
                 BatchItem::new(bytes, options)
                     .with_parent(span.clone())
                     .with_control(control.clone())
+                    .with_name(name.clone())
             })
             .collect();
         let reports = pipeline.run_batch(&items, &mut observer);

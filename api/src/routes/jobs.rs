@@ -194,7 +194,10 @@ pub async fn get_output(
             (header::CONTENT_LENGTH, size.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{id}.{}\"", artifact.extension()),
+                format!(
+                    "attachment; filename=\"{}\"",
+                    artifact.download_name(&id.to_string())
+                ),
             ),
         ],
         Body::from_stream(got.into_stream()),

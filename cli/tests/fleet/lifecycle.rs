@@ -63,7 +63,11 @@ async fn submit_run_and_download_every_format() {
         .iter()
         .filter_map(|o| o["artifact"].as_str())
         .collect();
-    assert_eq!(artifacts, ["glb", "obj", "stl", "ply", "cutout"]);
+    // The UV-textured OBJ brings its material and texture.
+    assert_eq!(
+        artifacts,
+        ["glb", "obj", "stl", "ply", "mtl", "texture", "cutout"]
+    );
     for out in done["outputs"].as_array().expect("outputs") {
         let resp = api
             .client
@@ -77,8 +81,19 @@ async fn submit_run_and_download_every_format() {
             .expect("ct")
             .to_owned();
         assert_eq!(ct, out["content_type"].as_str().expect("ct"));
+        // Saved under the name the API gives it, the OBJ finds its material and texture.
+        let disposition = resp.headers()["content-disposition"]
+            .to_str()
+            .expect("disposition")
+            .to_owned();
+        let saved_as = disposition
+            .split("filename=\"")
+            .nth(1)
+            .and_then(|rest| rest.strip_suffix('"'))
+            .expect("a file name")
+            .to_owned();
         let bytes = resp.bytes().await.expect("body");
-        assert!(bytes.len() > 1000);
+        assert!(bytes.len() > 200, "{out}");
         // The download is what the finishing attempt stored and recorded.
         use sha2::Digest;
         assert_eq!(
@@ -96,11 +111,17 @@ async fn submit_run_and_download_every_format() {
             assert!(opaque > 10_000 && clear > 10_000, "{opaque} {clear}");
             continue;
         }
-        let f = dir.join(format!("mesh.{}", out["format"].as_str().expect("format")));
+        if out["artifact"] == "mtl" {
+            let mtl = String::from_utf8_lossy(&bytes);
+            assert!(mtl.contains(&format!("map_Kd {id}.texture.png")), "{mtl}");
+        }
+        let f = dir.join(&saved_as);
         std::fs::write(&f, &bytes).expect("write");
         files.push(f);
     }
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 6);
+    let obj = std::fs::read_to_string(dir.join(format!("{id}.obj"))).expect("obj saved");
+    assert!(obj.contains(&format!("mtllib {id}.mtl")));
     validate(&files);
 
     // A live worker is listed with its heartbeat.

@@ -31,7 +31,11 @@ pub fn validate(files: &[PathBuf]) {
             .to_owned()
     };
     let glbs: Vec<&PathBuf> = files.iter().filter(|f| ext(f) == "glb").collect();
-    let others: Vec<&PathBuf> = files.iter().filter(|f| ext(f) != "glb").collect();
+    // A textured OBJ's material and texture are checked through the OBJ that names them.
+    let others: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| matches!(ext(f).as_str(), "obj" | "stl" | "ply"))
+        .collect();
     if !glbs.is_empty() {
         let out = Command::new("node")
             .arg(repo().join("tools/validate/validate-gltf.mjs"))

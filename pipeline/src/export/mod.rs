@@ -1,5 +1,6 @@
-//! `mesh_export`: GLB (glTF 2.0 binary), OBJ, binary STL and binary PLY, and the other
-//! artifacts a job can ask for (the preprocessed cut-out as PNG).
+//! `mesh_export`: GLB (glTF 2.0 binary), OBJ (with its material and texture when UV-textured),
+//! binary STL and binary PLY, and the other artifacts a job can ask for (the preprocessed
+//! cut-out as PNG).
 
 mod glb;
 mod obj;
@@ -13,17 +14,85 @@ use crate::error::ExportError;
 use crate::image::PreprocessedImage;
 use crate::mesh::Mesh;
 
-/// Encodes the mesh. Vertex colours (sRGB) are written where the format carries them.
-pub fn export_mesh(mesh: &Mesh, format: MeshFormat) -> Result<Vec<u8>, ExportError> {
+/// Encodes the mesh. Colour is written where the format carries it: a UV-textured mesh's GLB
+/// embeds its texture, its OBJ names the material file ([`export_material`]) that names the
+/// texture file ([`export_texture`]); vertex colours otherwise. `name` is what the files are
+/// called once downloaded (the job id, or the image's stem), which an OBJ needs to name its
+/// material.
+pub fn export_mesh(mesh: &Mesh, format: MeshFormat, name: &str) -> Result<Vec<u8>, ExportError> {
     if mesh.is_empty() {
         return Err(ExportError::EmptyMesh);
     }
     match format {
-        MeshFormat::Glb => glb::write(mesh),
-        MeshFormat::Obj => Ok(obj::write(mesh)),
+        MeshFormat::Glb => {
+            let texture = match &mesh.texture {
+                Some(t) if mesh.uvs.is_some() => Some((encode_jpeg(t)?, "image/jpeg")),
+                _ => None,
+            };
+            glb::write(mesh, texture)
+        }
+        MeshFormat::Obj => Ok(obj::write(mesh, name)),
         MeshFormat::Stl => stl::write(mesh),
         MeshFormat::Ply => Ok(ply::write(mesh)),
     }
+}
+
+/// The material library of a UV-textured OBJ ([`Artifact::Mtl`]).
+pub fn export_material(name: &str) -> Vec<u8> {
+    obj::material(name)
+}
+
+/// A UV-textured mesh's base-colour texture as PNG ([`Artifact::Texture`]).
+pub fn export_texture(mesh: &Mesh) -> Result<Vec<u8>, ExportError> {
+    let texture = mesh.texture.as_ref().ok_or_else(|| ExportError::Encode {
+        artifact: Artifact::Texture,
+        detail: "the mesh has no texture".into(),
+    })?;
+    let (w, h) = texture.dimensions();
+    encode_png(
+        texture.as_raw(),
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+        Artifact::Texture,
+    )
+}
+
+/// JPEG quality of a GLB's embedded texture: a tenth of the PNG's size, and the bake's padding
+/// keeps block artefacts inside the charts' margins.
+const JPEG_QUALITY: u8 = 90;
+
+fn encode_jpeg(texture: &image::RgbImage) -> Result<Vec<u8>, ExportError> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
+        .write_image(
+            texture.as_raw(),
+            texture.width(),
+            texture.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| ExportError::Encode {
+            artifact: Artifact::Glb,
+            detail: e.to_string(),
+        })?;
+    Ok(out)
+}
+
+fn encode_png(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+    artifact: Artifact,
+) -> Result<Vec<u8>, ExportError> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(pixels, width, height, color)
+        .map_err(|e| ExportError::Encode {
+            artifact,
+            detail: e.to_string(),
+        })?;
+    Ok(out)
 }
 
 /// The preprocessed image as an RGBA PNG: the recentred RGB with the object mask as alpha, so
@@ -38,14 +107,13 @@ pub fn export_cutout(image: &PreprocessedImage) -> Result<Vec<u8>, ExportError> 
         artifact: Artifact::Cutout,
         detail: format!("{} px is too wide for PNG", image.size),
     })?;
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(&rgba, side, side, image::ExtendedColorType::Rgba8)
-        .map_err(|e| ExportError::Encode {
-            artifact: Artifact::Cutout,
-            detail: e.to_string(),
-        })?;
-    Ok(out)
+    encode_png(
+        &rgba,
+        side,
+        side,
+        image::ExtendedColorType::Rgba8,
+        Artifact::Cutout,
+    )
 }
 
 #[cfg(test)]

@@ -123,6 +123,7 @@ pub fn decimate(mesh: &mut Mesh, target: usize) {
             positions: mesh.positions.clone(),
             triangles: out.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(),
             colors: mesh.colors.clone(),
+            ..Mesh::default()
         };
         remove_folded_pairs(&mut candidate);
         if !was_closed || candidate.topology_defects() == (0, 0) {
