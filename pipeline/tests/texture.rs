@@ -8,7 +8,7 @@ mod meshes;
 use orfeas_pipeline::image::{PreprocessedImage, Segmentation, SegmentationMethod};
 use orfeas_pipeline::mesh::Mesh;
 use orfeas_pipeline::shape::ViewFrame;
-use orfeas_pipeline::texture::bake::{BakeView, back_project, uv_raster};
+use orfeas_pipeline::texture::bake::{BakeRules, BakeView, back_project, uv_raster};
 use orfeas_pipeline::texture::camera::OrthoView;
 use orfeas_pipeline::texture::raster::{NO_FACE, rasterize};
 use orfeas_pipeline::texture::{SourceImage, atlas, bake_image};
@@ -183,7 +183,7 @@ fn baking_then_rendering_reproduces_the_image() {
             image: &source,
             weight: 1.0,
         }];
-        let baked = back_project(&mesh, &normals, &views, 1024);
+        let baked = back_project(&mesh, &normals, &views, 1024, BakeRules::REFERENCE);
         // Seen texels carry the colour of the point they show.
         let points = baked.uv.interpolate(&mesh.triangles, &mesh.positions);
         let seen: Vec<([f32; 3], [f32; 3])> = (0..1024 * 1024)
@@ -264,8 +264,12 @@ fn every_chart_texel_is_coloured_after_inpainting() {
             }
         }
         assert!(chart_texels > 10_000, "{name}");
-        // Front and back saw most of the sphere and torus; the cube's sides were inpainted.
-        assert!(report.seen > 0.3 && report.seen < 1.0, "{name}: {report:?}");
+        // Front and back saw most of the sphere and torus; the cube's four sides were
+        // inpainted.
+        assert!(report.seen > 0.3, "{name}: {report:?}");
+        if name == "cube" {
+            assert!(report.seen < 0.5, "{report:?}");
+        }
         // Vertex colours for PLY come from the texture.
         let colours = out.colors.as_ref().expect("vertex colours");
         assert_eq!(colours.len(), out.positions.len());

@@ -38,6 +38,31 @@ const DEPTH_EDGE: i32 = 80;
 /// surface changes depth across it.
 const DEPTH_TOLERANCE_PX: f32 = 2.0;
 
+/// Which view pixels a bake trusts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BakeRules {
+    /// A view paints a texel only where the cosine reaches this.
+    pub min_cos: f32,
+    /// Drop pixels near the silhouette and depth discontinuities (the reference's
+    /// `2/512 · resolution` border), where generated views blend object and background.
+    pub drop_borders: bool,
+}
+
+impl BakeRules {
+    /// Hunyuan3D-Paint's rules for its six generated views.
+    pub const REFERENCE: BakeRules = BakeRules {
+        min_cos: MIN_COS,
+        drop_borders: true,
+    };
+    /// One photo as the front view and its mirror as the back: no other view can paint the
+    /// sides, and the image's rim colours are already replaced by interior ones
+    /// ([`SourceImage`]), so every surface facing a view takes its colour, as vertex colours do.
+    pub const SINGLE_IMAGE: BakeRules = BakeRules {
+        min_cos: f32::MIN_POSITIVE,
+        drop_borders: false,
+    };
+}
+
 /// One image to bake from.
 #[derive(Debug, Clone, Copy)]
 pub struct BakeView<'a> {
@@ -171,6 +196,7 @@ pub fn back_project(
     normals: &[[f32; 3]],
     views: &[BakeView<'_>],
     size: usize,
+    rules: BakeRules,
 ) -> Baked {
     let uv = uv_raster(mesh, size);
     let points = uv.interpolate(&mesh.triangles, &mesh.positions);
@@ -179,7 +205,7 @@ pub fn back_project(
     let mut sum = vec![[0f32; 3]; n];
     let mut trust = vec![0f32; n];
     for bv in views {
-        let (colour, weight) = view_texels(mesh, bv, &points, &texel_normals);
+        let (colour, weight) = view_texels(mesh, bv, &points, &texel_normals, rules);
         let view_sum = weight.iter().filter(|&&w| w > 0.0).count();
         let painted = weight
             .iter()
@@ -220,12 +246,17 @@ fn view_texels(
     bv: &BakeView<'_>,
     points: &[Option<[f32; 3]>],
     texel_normals: &[Option<[f32; 3]>],
+    rules: BakeRules,
 ) -> (Vec<[f32; 3]>, Vec<f32>) {
     let corners: Vec<[f32; 3]> = mesh.positions.iter().map(|&p| bv.view.project(p)).collect();
     let depth = rasterize(&corners, &mesh.triangles, bv.view.width, bv.view.height);
     // A depth range under the span of the image's width counts as flat.
     let flat = bv.view.width as f32 * bv.view.pixel_size * bv.view.depth_per_unit / 8.0;
-    let reliable = reliable_pixels(&depth, unreliable_radius(&bv.view), flat);
+    let reliable = if rules.drop_borders {
+        reliable_pixels(&depth, unreliable_radius(&bv.view), flat)
+    } else {
+        (0..depth.face.len()).map(|p| depth.covered(p)).collect()
+    };
     let tolerance = DEPTH_TOLERANCE_PX * bv.view.pixel_size * bv.view.depth_per_unit;
     points
         .par_iter()
@@ -241,7 +272,7 @@ fn view_texels(
             }
             let to = bv.view.toward_viewer;
             let cos = (nrm[0] * to[0] + nrm[1] * to[1] + nrm[2] * to[2]) / len;
-            if cos < MIN_COS {
+            if cos < rules.min_cos {
                 return none;
             }
             let [x, y, d] = bv.view.project(*p);

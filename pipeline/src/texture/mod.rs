@@ -20,13 +20,14 @@ mod source;
 mod vertex;
 
 pub use atlas::AtlasError;
+pub use fill::fill as fill_texture;
 pub use source::SourceImage;
 pub use vertex::colorize;
 
 use crate::image::PreprocessedImage;
 use crate::mesh::Mesh;
 use crate::shape::ViewFrame;
-use bake::BakeView;
+use bake::{BakeRules, BakeView};
 use camera::OrthoView;
 
 /// Merge weights of the front and back views: the reference's weights for azimuths 0 and 180.
@@ -71,7 +72,7 @@ pub fn bake_image(
             weight: BACK_WEIGHT,
         },
     ];
-    let baked = bake::back_project(&out, &normals, &views, size);
+    let baked = bake::back_project(&out, &normals, &views, size, BakeRules::SINGLE_IMAGE);
     let chart_texels = baked
         .uv
         .face
