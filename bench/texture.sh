@@ -5,7 +5,7 @@
 #      face budget): unwrap + normal/position maps of the six reference views at 2048² + a bake
 #      of six 2048² view images into a 2048² texture + inpainting (pipeline/examples/texture_bench).
 #   2. UV quality, side by side with xatlas (the reference's unwrapper, default options) on
-#      analytic meshes, a bumpy 40k-face sphere and the engine's 40k-face apple:
+#      analytic meshes, a bumpy 40k-face sphere, inflate's 40k-face apple and a hunyuan3d mesh:
 #      bench/uv_quality.py (charts, stretch, packing, overlaps, time).
 #
 #   bash bench/texture.sh
@@ -24,6 +24,10 @@ trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 
 "$bin/orfeas" generate samples/apple.jpg --resolution 256 --texture none --format obj --out "$tmp" --quiet > /dev/null
+# A mesh of the other engine: hunyuan3d on the bundled tiny random-weight checkpoint (its
+# surfaces are noisy blobs, a harder case for charting than inflate's smooth solids).
+"$bin/orfeas" generate samples/vase.png --engine hunyuan3d --weights pipeline/tests/fixtures/hunyuan3d/tiny \
+  --resolution 128 --steps 4 --texture none --format obj --out "$tmp/h3d" --quiet > /dev/null
 echo "== stages, both cores"
 "$bin/examples/texture_bench" stages "$tmp/apple.obj" --render 2048 --texture 2048
 echo "== stages, one core"
@@ -33,7 +37,7 @@ echo "== atlases: ours (uvunwrap) beside xatlas"
 "$UVQ_PY" bench/uv_quality.py --make-samples "$tmp/samples" > /dev/null
 inputs=()
 ours=()
-for m in "$tmp"/samples/icosphere.obj "$tmp"/samples/torus.obj "$tmp"/samples/cube.obj "$tmp"/samples/bumpy40k.obj "$tmp/apple.obj"; do
+for m in "$tmp"/samples/icosphere.obj "$tmp"/samples/torus.obj "$tmp"/samples/cube.obj "$tmp"/samples/bumpy40k.obj "$tmp/apple.obj" "$tmp/h3d/vase.obj"; do
   name="$(basename "$m" .obj)"
   "$bin/examples/texture_bench" unwrap "$m" "$tmp/$name.ours.obj" --texture 1024
   inputs+=("$m"); ours+=(--ours "$tmp/$name.ours.obj")

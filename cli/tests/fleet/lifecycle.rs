@@ -93,7 +93,9 @@ async fn submit_run_and_download_every_format() {
             .expect("a file name")
             .to_owned();
         let bytes = resp.bytes().await.expect("body");
-        assert!(bytes.len() > 200, "{out}");
+        // A material library is a few lines; every other file is far larger.
+        let least = if out["artifact"] == "mtl" { 50 } else { 1000 };
+        assert!(bytes.len() > least, "{out}");
         // The download is what the finishing attempt stored and recorded.
         use sha2::Digest;
         assert_eq!(
