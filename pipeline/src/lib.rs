@@ -6,6 +6,7 @@
 //! images; each stage is a tracing span and a timed entry in the typed [`ItemReport`].
 
 pub mod control;
+pub mod diffusion;
 pub mod error;
 pub mod export;
 pub mod image;
