@@ -16,6 +16,7 @@ mod config;
 mod euler;
 mod lcm;
 mod schedule;
+pub mod vae;
 
 pub use config::{
     BetaSchedule, PredictionType, SchedulerConfig, SchedulerConfigError, TimestepSpacing,

@@ -43,11 +43,30 @@ impl KeyRemap {
     }
 }
 
-/// An opened checkpoint file: the memory map and its parsed header.
+/// Where a checkpoint's tensor bytes live.
+#[derive(Debug)]
+enum Bytes {
+    /// A memory-mapped safetensors file.
+    Mapped(Mmap),
+    /// f32 values decoded from another format (a PyTorch pickle), little-endian.
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// An opened checkpoint: its tensor bytes and their index.
 #[derive(Debug)]
 pub struct Checkpoint {
     path: PathBuf,
-    mmap: Mmap,
+    mmap: Bytes,
     /// Key → (dtype, shape, byte range within the file).
     tensors: BTreeMap<String, (StDtype, Vec<usize>, std::ops::Range<usize>)>,
 }
@@ -85,9 +104,29 @@ impl Checkpoint {
             .collect();
         Ok(Self {
             path: path.to_path_buf(),
-            mmap,
+            mmap: Bytes::Mapped(mmap),
             tensors,
         })
+    }
+
+    /// A checkpoint of tensors already decoded to f32 (key → shape, values), such as a
+    /// PyTorch state dict; `path` names where they came from in errors.
+    pub fn from_f32(
+        path: &Path,
+        tensors: impl IntoIterator<Item = (String, (Vec<usize>, Vec<f32>))>,
+    ) -> Self {
+        let mut bytes = Vec::new();
+        let mut index = BTreeMap::new();
+        for (key, (shape, values)) in tensors {
+            let start = bytes.len();
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            index.insert(key, (StDtype::F32, shape, start..bytes.len()));
+        }
+        Self {
+            path: path.to_path_buf(),
+            mmap: Bytes::Owned(bytes),
+            tensors: index,
+        }
     }
 
     pub fn path(&self) -> &Path {
