@@ -14,7 +14,9 @@
 
 mod config;
 mod euler;
+pub mod layers;
 mod lcm;
+pub mod resnet;
 mod schedule;
 pub mod vae;
 

@@ -3,9 +3,10 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::blocks::{Downsample, EPS, MidBlock, ResnetBlock, Upsample};
+use super::blocks::{EPS, MidBlock};
 use super::config::VaeConfig;
-use super::layers::{Conv2d, GroupNorm, silu};
+use crate::diffusion::layers::{Conv2d, GroupNorm, silu};
+use crate::diffusion::resnet::{Downsample, ResnetBlock, Upsample};
 
 /// `DownEncoderBlock2D`.
 #[derive(Module, Debug)]
@@ -40,7 +41,9 @@ impl<B: Backend> Encoder<B> {
             .enumerate()
             .map(|(i, &c)| {
                 let resnets = (0..cfg.layers_per_block)
-                    .map(|j| ResnetBlock::new(if j == 0 { c_prev } else { c }, c, g, device))
+                    .map(|j| {
+                        ResnetBlock::new(if j == 0 { c_prev } else { c }, c, g, EPS, None, device)
+                    })
                     .collect();
                 c_prev = c;
                 let last = i + 1 == ch.len();
@@ -49,7 +52,7 @@ impl<B: Backend> Encoder<B> {
                     downsamplers: if last {
                         Vec::new()
                     } else {
-                        vec![Downsample::new(c, device)]
+                        vec![Downsample::new(c, true, device)]
                     },
                 }
             })
@@ -68,7 +71,7 @@ impl<B: Backend> Encoder<B> {
         let mut h = self.conv_in.forward(x);
         for block in &self.down_blocks {
             for r in &block.resnets {
-                h = r.forward(h);
+                h = r.forward(h, None);
             }
             for d in &block.downsamplers {
                 h = d.forward(h);
@@ -98,7 +101,9 @@ impl<B: Backend> Decoder<B> {
             .enumerate()
             .map(|(i, &c)| {
                 let resnets = (0..=cfg.layers_per_block)
-                    .map(|j| ResnetBlock::new(if j == 0 { c_prev } else { c }, c, g, device))
+                    .map(|j| {
+                        ResnetBlock::new(if j == 0 { c_prev } else { c }, c, g, EPS, None, device)
+                    })
                     .collect();
                 c_prev = c;
                 let last = i + 1 == reversed.len();
@@ -131,7 +136,7 @@ impl<B: Backend> Decoder<B> {
         let mut h = self.mid(z);
         for block in &self.up_blocks {
             for r in &block.resnets {
-                h = r.forward(h);
+                h = r.forward(h, None);
             }
             for u in &block.upsamplers {
                 h = u.forward(h);

@@ -10,7 +10,6 @@
 mod blocks;
 mod coder;
 mod config;
-mod layers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,9 +17,9 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::{DType, Tensor, backend::Backend};
 
+pub use crate::diffusion::layers::Conv2d;
 pub use coder::{Decoder, Encoder};
 pub use config::VaeConfig;
-pub use layers::Conv2d;
 
 use crate::shape::hunyuan3d::ModelError;
 use crate::shape::hunyuan3d::weights::{Checkpoint, KeyRemap, manifest};

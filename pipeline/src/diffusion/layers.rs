@@ -1,4 +1,4 @@
-//! The layers the VAE is built from, named as diffusers names their parameters so checkpoint
+//! The layers the VAE and the UNet are built from, named as diffusers names their parameters so checkpoint
 //! keys are module paths: 2-D convolutions, group normalisation, SiLU.
 
 use burn::module::{Module, Param};
