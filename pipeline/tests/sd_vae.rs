@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Tensor, TensorData};
-use orfeas_pipeline::diffusion::vae::{AutoencoderKl, LatentDist, VaeConfig, VaeError};
+use orfeas_pipeline::diffusion::vae::{AutoencoderKl, LatentDist, VaeConfig};
+use orfeas_pipeline::diffusion::weights::WeightsError;
 use orfeas_pipeline::tensor::CpuBackend as B;
 use serde_json::Value;
 
@@ -131,7 +132,7 @@ fn a_missing_or_misshapen_tensor_is_named() {
     std::fs::copy(dir().join("tiny/config.json"), tmp.join("config.json")).expect("config");
     let device = Default::default();
     let err = AutoencoderKl::<B>::load(&tmp, &device, DType::F32).expect_err("no weights");
-    assert!(matches!(err, VaeError::NoWeights { .. }), "{err}");
+    assert!(matches!(err, WeightsError::NoWeights { .. }), "{err}");
 
     // The tiny checkpoint with one tensor dropped and one reshaped.
     let bytes = std::fs::read(dir().join("tiny/diffusion_pytorch_model.safetensors")).expect("st");

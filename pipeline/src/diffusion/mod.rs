@@ -1,5 +1,6 @@
 //! Pieces of Stable-Diffusion-style latent diffusion that Hunyuan3D-Paint's delight and
-//! multiview pipelines share, generic over the burn backend. Today: the two diffusers
+//! multiview pipelines share, generic over the burn backend: the VAE ([`vae`]), the denoising
+//! UNet ([`unet`]), loaded from diffusers folders ([`weights`]), and the two diffusers
 //! schedulers those pipelines use, read from a checkpoint's `scheduler/scheduler_config.json`.
 //!
 //! - [`EulerAncestral`]: `EulerAncestralDiscreteScheduler` (multiview: 30 steps, trailing
@@ -18,7 +19,9 @@ pub mod layers;
 mod lcm;
 pub mod resnet;
 mod schedule;
+pub mod unet;
 pub mod vae;
+pub mod weights;
 
 pub use config::{
     BetaSchedule, PredictionType, SchedulerConfig, SchedulerConfigError, TimestepSpacing,

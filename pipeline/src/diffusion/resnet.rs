@@ -108,4 +108,29 @@ impl<B: Backend> Upsample<B> {
             .reshape([b, c, 2 * h, 2 * w]);
         self.conv.forward(up)
     }
+
+    /// Nearest-neighbour to `size` (PyTorch's rule: output index `i` reads input
+    /// `⌊i · in / out⌋`), then the convolution: how the UNet meets a skip connection whose
+    /// side was odd before downsampling.
+    pub fn forward_to(&self, x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        if size == [2 * h, 2 * w] {
+            return self.forward(x);
+        }
+        let device = x.device();
+        let pick = |len_in: usize, len_out: usize| {
+            let idx: Vec<i64> = (0..len_out)
+                .map(|i| {
+                    ((i as f64 * len_in as f64 / len_out as f64).floor() as i64)
+                        .min(len_in as i64 - 1)
+                })
+                .collect();
+            Tensor::<B, 1, burn::tensor::Int>::from_data(
+                burn::tensor::TensorData::new(idx, [len_out]),
+                &device,
+            )
+        };
+        let up = x.select(2, pick(h, size[0])).select(3, pick(w, size[1]));
+        self.conv.forward(up)
+    }
 }

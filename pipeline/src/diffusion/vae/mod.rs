@@ -12,7 +12,7 @@ mod coder;
 mod config;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{DType, Tensor, backend::Backend};
@@ -21,21 +21,8 @@ pub use crate::diffusion::layers::Conv2d;
 pub use coder::{Decoder, Encoder};
 pub use config::VaeConfig;
 
-use crate::shape::hunyuan3d::ModelError;
-use crate::shape::hunyuan3d::weights::{Checkpoint, KeyRemap, manifest};
-
-/// Why a VAE folder could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum VaeError {
-    #[error("{path}: {message}")]
-    Config { path: PathBuf, message: String },
-    #[error("{folder}: no diffusion_pytorch_model.safetensors, .fp16.safetensors or .bin")]
-    NoWeights { folder: PathBuf },
-    #[error("{path}: {message}")]
-    Pickle { path: PathBuf, message: String },
-    #[error(transparent)]
-    Weights(#[from] ModelError),
-}
+use super::weights::{WeightsError, open_folder};
+use crate::shape::hunyuan3d::weights::{KeyRemap, manifest};
 
 /// The attention names of checkpoints converted before diffusers 0.15.
 pub const LEGACY_ATTENTION: KeyRemap = KeyRemap(&[
@@ -44,36 +31,6 @@ pub const LEGACY_ATTENTION: KeyRemap = KeyRemap(&[
     ("to_v", "value"),
     ("to_out.0", "proj_attn"),
 ]);
-
-/// The folder's weights: safetensors (memory-mapped) if present, else the PyTorch pickle.
-fn open_weights(folder: &Path) -> Result<Checkpoint, VaeError> {
-    for name in [
-        "diffusion_pytorch_model.safetensors",
-        "diffusion_pytorch_model.fp16.safetensors",
-    ] {
-        let path = folder.join(name);
-        if path.is_file() {
-            return Ok(Checkpoint::open(&path)?);
-        }
-    }
-    let path = folder.join("diffusion_pytorch_model.bin");
-    if path.is_file() {
-        let bytes = std::fs::read(&path).map_err(|e| VaeError::Config {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let state = crate::segmentation::u2net::pth::read_zip(&bytes).map_err(|message| {
-            VaeError::Pickle {
-                path: path.clone(),
-                message,
-            }
-        })?;
-        return Ok(Checkpoint::from_f32(&path, state));
-    }
-    Err(VaeError::NoWeights {
-        folder: folder.to_path_buf(),
-    })
-}
 
 /// The diagonal Gaussian over latents that the encoder outputs.
 #[derive(Debug, Clone)]
@@ -136,17 +93,12 @@ impl<B: Backend> AutoencoderKl<B> {
         folder: &Path,
         device: &B::Device,
         dtype: DType,
-    ) -> Result<(Self, VaeConfig), VaeError> {
-        let config_path = folder.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| VaeError::Config {
-            path: config_path.clone(),
-            message: e.to_string(),
-        })?;
-        let cfg = VaeConfig::from_json(&text).map_err(|message| VaeError::Config {
-            path: config_path,
+    ) -> Result<(Self, VaeConfig), WeightsError> {
+        let (text, checkpoint) = open_folder(folder)?;
+        let cfg = VaeConfig::from_json(&text).map_err(|message| WeightsError::Config {
+            path: folder.join("config.json"),
             message,
         })?;
-        let checkpoint = open_weights(folder)?;
         let legacy = checkpoint
             .keys_with_prefix("encoder.mid_block.attentions.0.query.")
             .next()
