@@ -359,7 +359,9 @@ impl Fleet {
                 client.post(url).multipart(form).send().await
             })
         };
-        let shed_by = Instant::now() + Duration::from_secs(5);
+        // Generous: the worker is baking the jobs above on the same two cores, and the slow
+        // upload's request must reach the API before it holds the slot.
+        let shed_by = Instant::now() + Duration::from_secs(30);
         loop {
             // Invalid options: refused with 422 if it got an upload slot, so no job is made.
             let (status, body) = api

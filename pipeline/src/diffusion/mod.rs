@@ -1,6 +1,7 @@
 //! Pieces of Stable-Diffusion-style latent diffusion that Hunyuan3D-Paint's delight and
 //! multiview pipelines share, generic over the burn backend: the VAE ([`vae`]), the denoising
-//! UNet ([`unet`]), loaded from diffusers folders ([`weights`]), and the two diffusers
+//! UNet ([`unet`]) and the CLIP text encoder ([`clip`]), loaded from diffusers and transformers
+//! folders ([`weights`]), and the two diffusers
 //! schedulers those pipelines use, read from a checkpoint's `scheduler/scheduler_config.json`.
 //!
 //! - [`EulerAncestral`]: `EulerAncestralDiscreteScheduler` (multiview: 30 steps, trailing
@@ -13,6 +14,7 @@
 //! input: the reference draws it from a CUDA generator no other program can reproduce, so tests
 //! inject the reference's draws and production passes its own seeded stream.
 
+pub mod clip;
 mod config;
 mod euler;
 pub mod layers;

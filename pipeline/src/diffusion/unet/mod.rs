@@ -18,7 +18,7 @@ pub use config::UnetConfig;
 pub use transformer::{Attention, Transformer2d, TransformerBlock};
 
 use super::layers::{Conv2d, GroupNorm, silu};
-use super::weights::{WeightsError, open_folder};
+use super::weights::{DIFFUSERS, WeightsError, open_folder};
 use crate::shape::hunyuan3d::nn::Linear;
 use crate::shape::hunyuan3d::weights::{KeyRemap, manifest};
 use blocks::{Dims, RESNET_EPS};
@@ -112,7 +112,7 @@ impl<B: Backend> Unet<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<(Self, UnetConfig), WeightsError> {
-        let (text, checkpoint) = open_folder(folder)?;
+        let (text, checkpoint) = open_folder(folder, DIFFUSERS)?;
         let cfg = UnetConfig::from_json(&text).map_err(|message| WeightsError::Config {
             path: folder.join("config.json"),
             message,

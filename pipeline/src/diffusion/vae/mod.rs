@@ -21,7 +21,7 @@ pub use crate::diffusion::layers::Conv2d;
 pub use coder::{Decoder, Encoder};
 pub use config::VaeConfig;
 
-use super::weights::{WeightsError, open_folder};
+use super::weights::{DIFFUSERS, WeightsError, open_folder};
 use crate::shape::hunyuan3d::weights::{KeyRemap, manifest};
 
 /// The attention names of checkpoints converted before diffusers 0.15.
@@ -94,7 +94,7 @@ impl<B: Backend> AutoencoderKl<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<(Self, VaeConfig), WeightsError> {
-        let (text, checkpoint) = open_folder(folder)?;
+        let (text, checkpoint) = open_folder(folder, DIFFUSERS)?;
         let cfg = VaeConfig::from_json(&text).map_err(|message| WeightsError::Config {
             path: folder.join("config.json"),
             message,

@@ -129,6 +129,12 @@ impl Checkpoint {
         }
     }
 
+    /// Drops `key` from the index, for buffers some checkpoints save beside the parameters
+    /// that no module holds (the strict loader would report them as unexpected).
+    pub fn forget(&mut self, key: &str) {
+        self.tensors.remove(key);
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
