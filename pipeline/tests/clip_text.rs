@@ -4,57 +4,33 @@
 //! 2.x's encoder, the empty prompt's ids from the tokenizer folder, and the hidden states of
 //! the empty prompt and of a random one, with GELU and quick GELU, within 5e-6.
 
-use std::path::{Path, PathBuf};
+#[path = "diffusion_support/mod.rs"]
+mod support;
 
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use std::path::PathBuf;
+
+use burn::tensor::{DType, Tensor};
 use orfeas_pipeline::diffusion::clip::{
     Activation, ClipText, ClipTextConfig, SpecialTokens, empty_prompt,
 };
 use orfeas_pipeline::tensor::CpuBackend as B;
 use serde_json::Value;
+use support::{Fixtures, assert_keys, max_abs};
+
+fn fx() -> Fixtures {
+    Fixtures::new("clip_text")
+}
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip_text")
+    fx().path("")
 }
 
 fn json(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir().join(name)).expect("fixture"))
-        .expect("json")
-}
-
-fn bytes(io: &Value, name: &str) -> (Vec<u8>, Vec<usize>) {
-    let entry = &io["tensors"][name];
-    let shape = entry["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dim") as usize)
-        .collect();
-    let b = std::fs::read(dir().join(entry["file"].as_str().expect("file"))).expect("bin");
-    (b, shape)
+    fx().json(name)
 }
 
 fn t3(io: &Value, name: &str) -> Tensor<B, 3> {
-    let (b, s) = bytes(io, name);
-    let v: Vec<f32> = b
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2]]), &Default::default())
-}
-
-fn ids(io: &Value) -> (Vec<i32>, [usize; 2]) {
-    let (b, s) = bytes(io, "input_ids");
-    let v = b
-        .chunks_exact(4)
-        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (v, [s[0], s[1]])
-}
-
-fn max_abs(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b).abs().max().into_scalar()
+    fx().t3(io, name)
 }
 
 #[test]
@@ -63,33 +39,10 @@ fn the_loader_expects_exactly_transformers_keys() {
     for name in ["sd2", "tiny"] {
         let entry = &m[name];
         let cfg = ClipTextConfig::from_json(&entry["resolved_config"].to_string()).expect(name);
-        let ours: Vec<(String, Vec<usize>)> = ClipText::<B>::manifest(&cfg, &Default::default())
+        let ours = ClipText::<B>::manifest(&cfg, &Default::default())
             .into_iter()
             .collect();
-        let theirs: Vec<(String, Vec<usize>)> = entry["keys"]
-            .as_object()
-            .expect("keys")
-            .iter()
-            .map(|(k, v)| {
-                let s = v
-                    .as_array()
-                    .expect("shape")
-                    .iter()
-                    .map(|d| d.as_u64().expect("dim") as usize)
-                    .collect();
-                (k.clone(), s)
-            })
-            .collect();
-        assert_eq!(ours, theirs, "{name}");
-        let params: u64 = ours
-            .iter()
-            .map(|(_, s)| s.iter().product::<usize>() as u64)
-            .sum();
-        assert_eq!(
-            params,
-            entry["param_count"].as_u64().expect("count"),
-            "{name}"
-        );
+        assert_keys(name, ours, entry);
     }
 }
 
@@ -105,9 +58,18 @@ fn the_empty_prompt_comes_from_the_tokenizer_folder() {
         }
     );
     let io = json("tiny_io.json");
-    let (ids, [_, l]) = ids(&io);
-    let expected: Vec<u32> = ids[..l].iter().map(|&i| i as u32).collect();
-    assert_eq!(empty_prompt(tokens, l), expected);
+    let ids = fx().ids(&io, "input_ids");
+    let [_, l] = ids.dims();
+    let first: Vec<u32> = ids
+        .slice([0..1, 0..l])
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("ids")
+        .into_iter()
+        .map(|i| i as u32)
+        .collect();
+    assert_eq!(empty_prompt(tokens, l), first);
 }
 
 #[test]
@@ -116,8 +78,7 @@ fn hidden_states_match_transformers() {
     let device = Default::default();
     let (model, cfg) = ClipText::<B>::load(&dir().join("tiny"), &device, DType::F32).expect("tiny");
     assert_eq!(cfg.hidden_act, Activation::Gelu);
-    let (v, shape) = ids(&io);
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(v, shape), &device);
+    let ids = fx().ids(&io, "input_ids");
     let err = max_abs(model.embed(ids.clone()), t3(&io, "embeddings"));
     assert!(err < 1e-6, "embeddings off by {err}");
     let layer0 = model.layer(

@@ -4,62 +4,32 @@
 //! configuration, strict loading from safetensors and from the PyTorch pickle, and encode/decode
 //! outputs within 1e-5.
 
-use std::path::{Path, PathBuf};
+#[path = "diffusion_support/mod.rs"]
+mod support;
 
-use burn::tensor::{DType, Tensor, TensorData};
+use std::path::PathBuf;
+
+use burn::tensor::{DType, Tensor};
 use orfeas_pipeline::diffusion::vae::{AutoencoderKl, LatentDist, VaeConfig};
 use orfeas_pipeline::diffusion::weights::WeightsError;
 use orfeas_pipeline::tensor::CpuBackend as B;
 use serde_json::Value;
+use support::{Fixtures, assert_keys, max_abs};
+
+fn fx() -> Fixtures {
+    Fixtures::new("sd_vae")
+}
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd_vae")
+    fx().path("")
 }
 
 fn json(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir().join(name)).expect("fixture"))
-        .expect("json")
+    fx().json(name)
 }
 
 fn tensor(io: &Value, name: &str) -> Tensor<B, 4> {
-    let entry = &io["tensors"][name];
-    let shape: Vec<usize> = entry["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dim") as usize)
-        .collect();
-    let bytes = std::fs::read(dir().join(entry["file"].as_str().expect("file"))).expect("bin");
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Tensor::from_data(
-        TensorData::new(values, [shape[0], shape[1], shape[2], shape[3]]),
-        &Default::default(),
-    )
-}
-
-fn max_abs(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b).abs().max().into_scalar()
-}
-
-fn manifest_of(entry: &Value) -> Vec<(String, Vec<usize>)> {
-    entry["keys"]
-        .as_object()
-        .expect("keys")
-        .iter()
-        .map(|(k, v)| {
-            let shape = v
-                .as_array()
-                .expect("shape")
-                .iter()
-                .map(|d| d.as_u64().expect("dim") as usize)
-                .collect();
-            (k.clone(), shape)
-        })
-        .collect()
+    fx().t4(io, name)
 }
 
 #[test]
@@ -67,17 +37,10 @@ fn the_loader_expects_exactly_diffusers_keys() {
     let m = json("sd2_vae_manifest.json");
     for (name, entry) in [("sd2", &m["sd2"]), ("tiny", &m["tiny"])] {
         let cfg = VaeConfig::from_json(&entry["resolved_config"].to_string()).expect(name);
-        let ours: Vec<(String, Vec<usize>)> =
-            AutoencoderKl::<B>::manifest(&cfg, &Default::default())
-                .into_iter()
-                .collect();
-        assert_eq!(ours, manifest_of(entry), "{name}");
-        let params: usize = ours.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-        assert_eq!(
-            params as u64,
-            entry["param_count"].as_u64().expect("count"),
-            "{name}"
-        );
+        let ours = AutoencoderKl::<B>::manifest(&cfg, &Default::default())
+            .into_iter()
+            .collect();
+        assert_keys(name, ours, entry);
     }
 }
 
