@@ -338,13 +338,14 @@ impl Fleet {
         assert_eq!(status, 404);
         // Uploads beyond api.max_concurrent_uploads (1 here) are shed with 503: the API's only
         // 5xx that needs no broken dependency.
-        let (release, held) = tokio::sync::oneshot::channel::<()>();
-        let slow = {
+        // A slow upload holds the one slot: half its body, then the rest once released.
+        let spawn_slow = || {
+            let (release, held) = tokio::sync::oneshot::channel::<()>();
             let client = api.client.clone();
             let url = api.url("/api/jobs");
             let (head, tail) = star.split_at(star.len() / 2);
             let (head, tail) = (head.to_vec(), tail.to_vec());
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let body = futures::stream::iter([Ok::<_, std::io::Error>(head)]).chain(
                     futures::stream::once(async move {
                         let _ = held.await;
@@ -357,12 +358,20 @@ impl Fleet {
                     .part("image", part)
                     .text("options", r#"{"octree_resolution": 128}"#);
                 client.post(url).multipart(form).send().await
-            })
+            });
+            (release, task)
         };
-        // Generous: the worker is baking the jobs above on the same two cores, and the slow
-        // upload's request must reach the API before it holds the slot.
+        let (mut release, mut slow) = spawn_slow();
+        // Generous: the worker is baking the jobs above on the same two cores.
         let shed_by = Instant::now() + Duration::from_secs(30);
         loop {
+            // The slow upload can lose the race for the slot to a probe below and be shed
+            // itself; it is then sent again.
+            if slow.is_finished() {
+                let lost = slow.await.expect("slow upload task").expect("slow upload");
+                assert_eq!(lost.status().as_u16(), 503, "the slow upload ended early");
+                (release, slow) = spawn_slow();
+            }
             // Invalid options: refused with 422 if it got an upload slot, so no job is made.
             let (status, body) = api
                 .submit(&star, Some(r#"{"octree_resolution": 9999}"#), None)
