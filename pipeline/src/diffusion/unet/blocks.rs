@@ -20,6 +20,22 @@ pub struct Dims {
     pub context: usize,
 }
 
+/// One transformer per resnet for a cross-attention block (`heads` given), none otherwise.
+fn transformers<B: Backend>(
+    channels: usize,
+    layers: usize,
+    heads: Option<usize>,
+    d: Dims,
+    device: &B::Device,
+) -> Vec<Transformer2d<B>> {
+    match heads {
+        Some(h) => (0..layers)
+            .map(|_| Transformer2d::new(channels, d.context, h, d.groups, device))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct DownBlock<B: Backend> {
     pub resnets: Vec<ResnetBlock<B>>,
@@ -45,12 +61,7 @@ impl<B: Backend> DownBlock<B> {
                 ResnetBlock::new(c, c_out, d.groups, RESNET_EPS, Some(d.temb), device)
             })
             .collect();
-        let attentions = match heads {
-            Some(h) => (0..layers)
-                .map(|_| Transformer2d::new(c_out, d.context, h, d.groups, device))
-                .collect(),
-            None => Vec::new(),
-        };
+        let attentions = transformers(c_out, layers, heads, d, device);
         Self {
             resnets,
             attentions,
@@ -151,12 +162,7 @@ impl<B: Backend> UpBlock<B> {
                 )
             })
             .collect();
-        let attentions = match heads {
-            Some(h) => (0..layers)
-                .map(|_| Transformer2d::new(c_out, d.context, h, d.groups, device))
-                .collect(),
-            None => Vec::new(),
-        };
+        let attentions = transformers(c_out, layers, heads, d, device);
         Self {
             resnets,
             attentions,
