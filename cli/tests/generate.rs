@@ -10,15 +10,16 @@
 // Tests say on stderr what they skip and why.
 #![allow(clippy::print_stderr)]
 
+#[path = "support/generate_args.rs"]
+mod generate_args;
 #[path = "support/validate.rs"]
 mod validate;
 
 use std::path::PathBuf;
 
-use orfeas::generate::{GenerateArgs, run};
-use orfeas_vocab::{
-    BackgroundMode, Device, Dtype, Engine, MeshFormat, TextureMode, VolumeDecoding,
-};
+use generate_args::args;
+use orfeas::generate::run;
+use orfeas_vocab::{Device, Dtype, Engine, MeshFormat, TextureMode, VolumeDecoding};
 use validate::{repo, validate};
 
 fn out_dir(name: &str) -> PathBuf {
@@ -27,33 +28,6 @@ fn out_dir(name: &str) -> PathBuf {
         .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-fn args(images: Vec<PathBuf>, out: PathBuf) -> GenerateArgs {
-    GenerateArgs {
-        images,
-        out,
-        format: MeshFormat::ALL.to_vec(),
-        resolution: 128,
-        faces: None,
-        engine: Engine::Inflate,
-        background: BackgroundMode::Auto,
-        inflation: 1.0,
-        weights: None,
-        steps: None,
-        guidance: 5.0,
-        seed: 1234,
-        chunks: 8000,
-        decoding: VolumeDecoding::Hierarchical,
-        device: Device::Cpu,
-        dtype: Dtype::F32,
-        cutout: false,
-        segmentation_weights: None,
-        texture: TextureMode::Uv,
-        texture_size: 512,
-        no_texture: false,
-        quiet: true,
-    }
 }
 
 fn tiny_checkpoint() -> PathBuf {

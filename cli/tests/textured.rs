@@ -5,6 +5,8 @@
 // Tests say on stderr what they skip and why.
 #![allow(clippy::print_stderr)]
 
+#[path = "support/generate_args.rs"]
+mod generate_args;
 #[path = "support/validate.rs"]
 mod validate;
 
@@ -12,9 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use orfeas::generate::{GenerateArgs, run};
-use orfeas_vocab::{
-    BackgroundMode, Device, Dtype, Engine, MeshFormat, TextureMode, VolumeDecoding,
-};
+use orfeas_vocab::{MeshFormat, TextureMode};
 use validate::{repo, validate};
 
 fn out_dir(name: &str) -> PathBuf {
@@ -25,30 +25,11 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The shared defaults, GLB only.
 fn args(images: Vec<PathBuf>, out: PathBuf) -> GenerateArgs {
     GenerateArgs {
-        images,
-        out,
         format: vec![MeshFormat::Glb],
-        resolution: 128,
-        faces: None,
-        engine: Engine::Inflate,
-        background: BackgroundMode::Auto,
-        inflation: 1.0,
-        weights: None,
-        steps: None,
-        guidance: 5.0,
-        seed: 1234,
-        chunks: 8000,
-        decoding: VolumeDecoding::Hierarchical,
-        device: Device::Cpu,
-        dtype: Dtype::F32,
-        cutout: false,
-        segmentation_weights: None,
-        texture: TextureMode::Uv,
-        texture_size: 512,
-        no_texture: false,
-        quiet: true,
+        ..generate_args::args(images, out)
     }
 }
 
