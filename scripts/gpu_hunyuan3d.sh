@@ -10,6 +10,10 @@
 #      (b) turbo, 5 steps + hierarchical decoding (reference: FlashVDM) at R = 256;
 #   4. U²-Net (background removal) on burn-cuda: masks against rembg's fixtures, and the time per
 #      320² image at batch 1 and 6, u2netp and u2net (random weights).
+#   5. Texturing without diffusion (issue 16): the tensor rasterizer on CUDA against the host
+#      scan, then unwrap + six-view renders at 2048² + bake + inpaint of the 40k-face apple with
+#      the GPU rasterizer, and the same on the device's CPU cores (target: < 2 s per mesh on one
+#      GPU).
 # Results: $OUT/gpu_hunyuan3d.jsonl (one JSON line per timing) and $OUT/gpu_hunyuan3d.log.
 set -uo pipefail
 OUT="${OUT:-out}"
@@ -48,4 +52,11 @@ ref 60 bench/shape_reference.py --device cuda --dtype f16 --preset v2-0-turbo --
 echo "== 4. U²-Net parity and timing on burn-cuda" | tee -a "$log"
 ORFEAS_GPU_TESTS=1 CARGO_MANIFEST_DIR="$PWD/pipeline" timeout 120 /tmp/gpu/u2net-tests \
   --nocapture parity_on_cuda 2>&1 | tee -a "$log" | grep '"bench"' >> "$res"
+echo "== 5. texturing without diffusion: rasterizer parity, then the stages on cuda and cpu" | tee -a "$log"
+ORFEAS_GPU_TESTS=1 CARGO_MANIFEST_DIR="$PWD/pipeline" timeout 120 /tmp/gpu/raster-tests \
+  --nocapture parity_on_cuda 2>&1 | tee -a "$log"
+for device in cuda:0 cpu; do
+  timeout 90 /tmp/gpu/texture_bench stages /tmp/gpu/apple40k.obj --render 2048 --texture 2048 \
+    --device "$device" 2>&1 | tee -a "$log"
+done
 cat "$res"

@@ -14,6 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orfeas_pipeline::image::ImageLimits;
 use orfeas_pipeline::segmentation::load_segmenter;
 use orfeas_pipeline::shape::{EngineSpec, load_engine};
+use orfeas_pipeline::texture::raster::rasterizer_for;
 use orfeas_pipeline::{BatchItem, ItemReport, JobOptions, Pipeline, ProgressObserver, Stage};
 use orfeas_vocab::options::defaults;
 use orfeas_vocab::texture::face_budget;
@@ -231,6 +232,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
             .map_err(|e| anyhow::anyhow!("loading the segmentation weights: {e}"))?;
         pipeline = pipeline.with_segmenter(segmenter);
     }
+    pipeline = pipeline.with_rasterizer(rasterizer_for(args.device));
     let stems = output_stems(&args.images);
     let items: Vec<BatchItem<'_>> = inputs
         .iter()

@@ -1,9 +1,10 @@
 //! The non-diffusion half of texturing, timed and shown (`bench/texture.sh` drives it):
 //!
-//!     texture_bench stages MESH.obj [--render 2048] [--texture 2048]
+//!     texture_bench stages MESH.obj [--render 2048] [--texture 2048] [--device cpu|cuda:N]
 //!         unwrap; normal + position maps of the six reference views at `--render`²; a bake of
 //!         six view images at that size into a `--texture`² texture; inpainting. Prints each
-//!         step's wall time and the total.
+//!         step's wall time and the total. `--device` picks the rasterizer as a worker on that
+//!         device does (a GPU's is warmed up first: its kernels compile on first use).
 //!     texture_bench unwrap IN.obj OUT.obj [--texture 1024]
 //!         our atlas of IN, written with `vt` for bench/uv_quality.py (a `# uv_time_s:` line
 //!         carries the unwrap time).
@@ -25,9 +26,10 @@ use std::time::Instant;
 use orfeas_pipeline::mesh::Mesh;
 use orfeas_pipeline::texture::bake::{BakeRules, BakeView, back_project};
 use orfeas_pipeline::texture::camera::{OrthoView, PAINT_VIEWS, PaintNormalization, PaintView};
-use orfeas_pipeline::texture::raster::rasterize_clip;
+use orfeas_pipeline::texture::raster::{Rasterizer, rasterize_clip, rasterizer_for};
 use orfeas_pipeline::texture::render::PaintMesh;
 use orfeas_pipeline::texture::{SourceImage, atlas, fill_texture};
+use orfeas_vocab::Device;
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter()
@@ -99,12 +101,29 @@ fn stages(args: &[String]) {
     let mesh = read_obj(Path::new(&args[0]));
     let render = arg(args, "--render", 2048);
     let texture = arg(args, "--texture", 2048);
+    let device: Device = args
+        .iter()
+        .position(|a| a == "--device")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Device::Cpu, |d| d.parse().expect("a device: cpu or cuda:N"));
+    let rasterizer = rasterizer_for(device);
+    let rasterizer: &dyn Rasterizer = rasterizer.as_ref();
     println!(
-        "mesh: {} faces, {} vertices; render {render}², texture {texture}²; {} threads",
+        "mesh: {} faces, {} vertices; render {render}², texture {texture}²; {} threads; rasterizer {}",
         mesh.triangles.len(),
         mesh.positions.len(),
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        rasterizer.name()
     );
+    if device != Device::Cpu {
+        let t = Instant::now();
+        let placed = PaintMesh::new(&mesh.positions, &mesh.triangles);
+        let _ = placed.render_normal(rasterizer, &PAINT_VIEWS[0], render, render);
+        println!(
+            "warm-up           {:>8.3} s  (not counted)",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let total = Instant::now();
     let t = Instant::now();
     let atlas = atlas::unwrap(&mesh, texture as u32, || true).expect("unwrap");
@@ -120,8 +139,8 @@ fn stages(args: &[String]) {
     let placed = PaintMesh::new(&uv_mesh.positions, &uv_mesh.triangles);
     let mut maps = Vec::new();
     for view in &PAINT_VIEWS {
-        maps.push(placed.render_normal(view, render, render));
-        maps.push(placed.render_position(view, render, render));
+        maps.push(placed.render_normal(rasterizer, view, render, render));
+        maps.push(placed.render_position(rasterizer, view, render, render));
     }
     println!(
         "render 6 views    {:>8.3} s  (normal + position maps, {} images)",
@@ -151,7 +170,14 @@ fn stages(args: &[String]) {
         })
         .collect();
     let normals = uv_mesh.vertex_normals();
-    let baked = back_project(&uv_mesh, &normals, &views, texture, BakeRules::REFERENCE);
+    let baked = back_project(
+        rasterizer,
+        &uv_mesh,
+        &normals,
+        &views,
+        texture,
+        BakeRules::REFERENCE,
+    );
     let seen = (0..texture * texture).filter(|&t| baked.seen(t)).count();
     println!(
         "bake 6 views      {:>8.3} s  ({seen} texels seen)",

@@ -22,6 +22,7 @@ use crate::shape::{
 };
 use crate::stage::stage_span;
 use crate::texture::UvReport;
+use crate::texture::raster::{HostRasterizer, Rasterizer};
 use finish_stage::finish_item;
 
 mod finish_stage;
@@ -174,6 +175,8 @@ impl ProgressObserver for NoProgress {
 pub struct Pipeline {
     engine: Box<dyn ShapeEngine>,
     segmenter: Option<Box<dyn Segmenter>>,
+    /// Scan conversion for texturing: the host's cores unless the worker's device has its own.
+    rasterizer: Box<dyn Rasterizer>,
     limits: ImageLimits,
 }
 
@@ -182,6 +185,7 @@ impl std::fmt::Debug for Pipeline {
         f.debug_struct("Pipeline")
             .field("engine", &self.engine)
             .field("segmenter", &self.segmenter.as_ref().map(|s| s.kind()))
+            .field("rasterizer", &self.rasterizer.name())
             .field("limits", &self.limits)
             .finish()
     }
@@ -215,6 +219,7 @@ impl Pipeline {
         Pipeline {
             engine,
             segmenter: None,
+            rasterizer: Box::new(HostRasterizer),
             limits,
         }
     }
@@ -223,6 +228,14 @@ impl Pipeline {
     /// methods.
     pub fn with_segmenter(mut self, segmenter: Box<dyn Segmenter>) -> Self {
         self.segmenter = Some(segmenter);
+        self
+    }
+
+    /// Rasterizes texture renders and bakes with this (see [`rasterizer_for`]).
+    ///
+    /// [`rasterizer_for`]: crate::texture::raster::rasterizer_for
+    pub fn with_rasterizer(mut self, rasterizer: Box<dyn Rasterizer>) -> Self {
+        self.rasterizer = rasterizer;
         self
     }
 
@@ -362,7 +375,15 @@ impl Pipeline {
                             },
                             other => PipelineError::from(other),
                         })?;
-                    finish_item(idx, &items[idx], &image, shape, progress, &mut timings)
+                    finish_item(
+                        self.rasterizer.as_ref(),
+                        idx,
+                        &items[idx],
+                        &image,
+                        shape,
+                        progress,
+                        &mut timings,
+                    )
                 });
                 ItemReport {
                     timings: timings[idx].clone(),

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use orfeas_pipeline::tensor::CpuBackend;
 use orfeas_pipeline::texture::camera::{PAINT_VIEWS, PaintView};
-use orfeas_pipeline::texture::raster::{NO_FACE, rasterize_clip};
+use orfeas_pipeline::texture::raster::{HostRasterizer, NO_FACE, Rasterizer, TensorRasterizer};
 use orfeas_pipeline::texture::render::PaintMesh;
 use serde_json::Value;
 
@@ -98,8 +99,14 @@ fn the_six_cameras_reproduce_the_reference_matrices() {
     }
 }
 
-#[test]
-fn the_rasterizer_reproduces_the_reference_face_ids_and_barycentrics() {
+/// The reference's face ids and barycentrics through `rasterizer`: pixels whose face differs
+/// may number at most `other_face_per_mille` of the covered ones; every other weight is within
+/// `tolerance`.
+fn compare_with_reference(
+    rasterizer: &dyn Rasterizer,
+    other_face_per_mille: usize,
+    tolerance: f32,
+) {
     let m = manifest("raster.json");
     let cases = m["cases"].as_array().expect("cases");
     assert!(cases.len() >= 7);
@@ -114,10 +121,10 @@ fn the_rasterizer_reproduces_the_reference_face_ids_and_barycentrics() {
             .map(|c| [c[0], c[1], c[2], c[3]])
             .collect();
         let tris = faces(&case["faces"]);
-        let raster = rasterize_clip(&clip, &tris, w, h);
+        let raster = rasterizer.rasterize_clip(&clip, &tris, w, h);
         let ids = i32s(&case["findices"]);
         let bary = triples(&f32s(&case["barycentric"]));
-        let mut covered = 0;
+        let (mut covered, mut other) = (0, 0);
         for p in 0..w * h {
             // The reference numbers faces from 1, 0 being background.
             let theirs = ids[p];
@@ -126,18 +133,23 @@ fn the_rasterizer_reproduces_the_reference_face_ids_and_barycentrics() {
             } else {
                 raster.face[p] as i32 + 1
             };
-            assert_eq!(
-                ours,
-                theirs,
-                "{name}: pixel {p} (col {}, row {})",
-                p % w,
-                p / w
-            );
             if theirs > 0 {
                 covered += 1;
+            }
+            if ours != theirs {
+                assert!(
+                    other_face_per_mille > 0,
+                    "{name}: pixel {p} (col {}, row {}) face {ours} vs {theirs}",
+                    p % w,
+                    p / w
+                );
+                other += 1;
+                continue;
+            }
+            if theirs > 0 {
                 for k in 0..3 {
                     assert!(
-                        (raster.bary[p][k] - bary[p][k]).abs() <= 1e-6,
+                        (raster.bary[p][k] - bary[p][k]).abs() <= tolerance,
                         "{name}: pixel {p} barycentrics {:?} vs {:?}",
                         raster.bary[p],
                         bary[p]
@@ -150,7 +162,24 @@ fn the_rasterizer_reproduces_the_reference_face_ids_and_barycentrics() {
             case["covered_pixels"].as_u64().expect("count") as usize,
             "{name}"
         );
+        assert!(
+            other * 1000 <= other_face_per_mille * covered.max(1000),
+            "{name}: {other} of {covered} pixels show another face"
+        );
     }
+}
+
+#[test]
+fn the_rasterizer_reproduces_the_reference_face_ids_and_barycentrics() {
+    compare_with_reference(&HostRasterizer, 0, 1e-6);
+}
+
+/// The tensor rasterizer (the GPU's; here on burn-ndarray) computes in f32 throughout where the
+/// reference takes two steps in f64: equal up to the last place, and an edge pixel in a thousand.
+#[test]
+fn the_tensor_rasterizer_matches_the_reference_within_f32() {
+    let tensor = TensorRasterizer::<CpuBackend>::new(Default::default());
+    compare_with_reference(&tensor, 1, 2e-5);
 }
 
 #[test]
@@ -177,8 +206,11 @@ fn normal_and_position_maps_match_the_reference_renders() {
             r["height"].as_u64().expect("h") as usize,
         );
         for (kind, ours) in [
-            ("normal", placed.render_normal(&view, w, h)),
-            ("position", placed.render_position(&view, w, h)),
+            ("normal", placed.render_normal(&HostRasterizer, &view, w, h)),
+            (
+                "position",
+                placed.render_position(&HostRasterizer, &view, w, h),
+            ),
         ] {
             let theirs = triples(&f32s(&r[kind]));
             let worst = ours

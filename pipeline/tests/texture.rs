@@ -10,7 +10,7 @@ use orfeas_pipeline::mesh::Mesh;
 use orfeas_pipeline::shape::ViewFrame;
 use orfeas_pipeline::texture::bake::{BakeRules, BakeView, back_project, uv_raster};
 use orfeas_pipeline::texture::camera::OrthoView;
-use orfeas_pipeline::texture::raster::{NO_FACE, rasterize};
+use orfeas_pipeline::texture::raster::{HostRasterizer, NO_FACE, rasterize};
 use orfeas_pipeline::texture::{SourceImage, atlas, bake_image};
 
 fn front(size: usize) -> OrthoView {
@@ -183,7 +183,14 @@ fn baking_then_rendering_reproduces_the_image() {
             image: &source,
             weight: 1.0,
         }];
-        let baked = back_project(&mesh, &normals, &views, 1024, BakeRules::REFERENCE);
+        let baked = back_project(
+            &HostRasterizer,
+            &mesh,
+            &normals,
+            &views,
+            1024,
+            BakeRules::REFERENCE,
+        );
         // Seen texels carry the colour of the point they show.
         let points = baked.uv.interpolate(&mesh.triangles, &mesh.positions);
         let seen: Vec<([f32; 3], [f32; 3])> = (0..1024 * 1024)
@@ -244,11 +251,18 @@ fn every_chart_texel_is_coloured_after_inpainting() {
     let colour = [200u8, 100, 50];
     let image = image_of(256, |_, _| colour);
     for (name, mesh) in analytic_meshes() {
-        let (out, report) =
-            bake_image(&mesh, &image, &ViewFrame::FRONT_Z, 512, || true).expect(name);
+        let (out, report) = bake_image(
+            &HostRasterizer,
+            &mesh,
+            &image,
+            &ViewFrame::FRONT_Z,
+            512,
+            || true,
+        )
+        .expect(name);
         let texture = out.texture.as_ref().expect("texture");
         assert_eq!(texture.dimensions(), (512, 512));
-        let raster = uv_raster(&out, 512);
+        let raster = uv_raster(&HostRasterizer, &out, 512);
         let mut chart_texels = 0;
         for (t, &f) in raster.face.iter().enumerate() {
             if f == NO_FACE {

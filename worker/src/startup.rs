@@ -10,6 +10,7 @@ use orfeas_pipeline::Pipeline;
 use orfeas_pipeline::image::ImageLimits;
 use orfeas_pipeline::segmentation::{Segmenter, load_segmenter};
 use orfeas_pipeline::shape::{EngineLoadError, EngineSpec, load_engine};
+use orfeas_pipeline::texture::raster::rasterizer_for;
 use orfeas_shared::db::Db;
 use orfeas_shared::metrics::WorkerMetrics;
 use orfeas_shared::queue::Topology;
@@ -98,6 +99,7 @@ impl Worker {
         if let Some(segmenter) = build_segmenter(&config)? {
             pipeline = pipeline.with_segmenter(segmenter);
         }
+        pipeline = pipeline.with_rasterizer(rasterizer_for(w.device));
         let pipeline = Arc::new(pipeline);
         if w.device.is_gpu() && w.engine == Engine::Inflate {
             tracing::warn!(

@@ -7,10 +7,12 @@ use crate::error::PipelineError;
 use crate::export::{export_cutout, export_material, export_mesh, export_texture};
 use crate::image::PreprocessedImage;
 use crate::shape::GeneratedShape;
+use crate::texture::raster::Rasterizer;
 use crate::texture::{AtlasError, UvReport, bake_image, colorize};
 
 /// Colours the item's mesh as its options ask, then encodes every artifact it asked for.
 pub(super) fn finish_item(
+    rasterizer: &dyn Rasterizer,
     idx: usize,
     item: &BatchItem<'_>,
     image: &PreprocessedImage,
@@ -30,9 +32,14 @@ pub(super) fn finish_item(
             || {
                 if opts.texture == TextureMode::Uv {
                     let control = &item.control;
-                    match bake_image(&shape.mesh, image, &shape.frame, opts.texture_size, || {
-                        !control.should_stop()
-                    }) {
+                    match bake_image(
+                        rasterizer,
+                        &shape.mesh,
+                        image,
+                        &shape.frame,
+                        opts.texture_size,
+                        || !control.should_stop(),
+                    ) {
                         Ok((mesh, report)) => {
                             shape.mesh = mesh;
                             texture = Some(report);

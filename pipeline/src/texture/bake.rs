@@ -17,7 +17,7 @@
 use rayon::prelude::*;
 
 use super::camera::OrthoView;
-use super::raster::{NO_FACE, Raster, cover_conservatively, rasterize};
+use super::raster::{NO_FACE, Raster, Rasterizer, cover_conservatively};
 use super::source::SourceImage;
 use crate::mesh::Mesh;
 
@@ -96,14 +96,14 @@ const UV_REACH: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 /// Rasterizes the mesh's UVs at `size`² texels, conservatively: every texel a face touches
 /// belongs to a face, so faces thinner than a texel still own the texels under them.
-pub fn uv_raster(mesh: &Mesh, size: usize) -> Raster {
+pub fn uv_raster(rasterizer: &dyn Rasterizer, mesh: &Mesh, size: usize) -> Raster {
     let s = size as f32;
     let corners: Vec<[f32; 3]> = mesh
         .uvs
         .as_ref()
         .map(|uvs| uvs.iter().map(|uv| [uv[0] * s, uv[1] * s, 0.0]).collect())
         .unwrap_or_default();
-    let mut raster = rasterize(&corners, &mesh.triangles, size, size);
+    let mut raster = rasterizer.rasterize(&corners, &mesh.triangles, size, size);
     cover_conservatively(&mut raster, &corners, &mesh.triangles, UV_REACH);
     raster
 }
@@ -192,20 +192,21 @@ fn box_any(set: &[bool], w: usize, h: usize, radius: usize) -> Vec<bool> {
 /// Bakes `views` into a `size`² texture of the UV-mapped `mesh` (`normals`: one unit normal per
 /// vertex).
 pub fn back_project(
+    rasterizer: &dyn Rasterizer,
     mesh: &Mesh,
     normals: &[[f32; 3]],
     views: &[BakeView<'_>],
     size: usize,
     rules: BakeRules,
 ) -> Baked {
-    let uv = uv_raster(mesh, size);
+    let uv = uv_raster(rasterizer, mesh, size);
     let points = uv.interpolate(&mesh.triangles, &mesh.positions);
     let texel_normals = uv.interpolate(&mesh.triangles, normals);
     let n = size * size;
     let mut sum = vec![[0f32; 3]; n];
     let mut trust = vec![0f32; n];
     for bv in views {
-        let (colour, weight) = view_texels(mesh, bv, &points, &texel_normals, rules);
+        let (colour, weight) = view_texels(rasterizer, mesh, bv, &points, &texel_normals, rules);
         let view_sum = weight.iter().filter(|&&w| w > 0.0).count();
         let painted = weight
             .iter()
@@ -242,6 +243,7 @@ pub fn back_project(
 
 /// One view's colour and weight per texel (weight 0 where it does not see the texel reliably).
 fn view_texels(
+    rasterizer: &dyn Rasterizer,
     mesh: &Mesh,
     bv: &BakeView<'_>,
     points: &[Option<[f32; 3]>],
@@ -249,7 +251,7 @@ fn view_texels(
     rules: BakeRules,
 ) -> (Vec<[f32; 3]>, Vec<f32>) {
     let corners: Vec<[f32; 3]> = mesh.positions.iter().map(|&p| bv.view.project(p)).collect();
-    let depth = rasterize(&corners, &mesh.triangles, bv.view.width, bv.view.height);
+    let depth = rasterizer.rasterize(&corners, &mesh.triangles, bv.view.width, bv.view.height);
     // A depth range under the span of the image's width counts as flat.
     let flat = bv.view.width as f32 * bv.view.pixel_size * bv.view.depth_per_unit / 8.0;
     let reliable = if rules.drop_borders {

@@ -7,7 +7,8 @@
 //! - `vertex`: colours per vertex, projected along the view axis ([`colorize`]).
 //!
 //! The rasterizer ([`raster`]) and the orthographic views ([`camera`]) are what the multiview
-//! texture model's conditioning renders and bake need as well.
+//! texture model's conditioning renders and bake need as well. Rasterization runs where the
+//! pipeline's [`Rasterizer`] runs: the host's cores, or the GPU of a worker on CUDA.
 
 pub mod atlas;
 pub mod bake;
@@ -29,6 +30,7 @@ use crate::mesh::Mesh;
 use crate::shape::ViewFrame;
 use bake::{BakeRules, BakeView};
 use camera::OrthoView;
+use raster::Rasterizer;
 
 /// Merge weights of the front and back views: the reference's weights for azimuths 0 and 180.
 const FRONT_WEIGHT: f32 = 1.0;
@@ -49,6 +51,7 @@ pub struct UvReport {
 /// split along its seams, with UVs, the texture and vertex colours sampled from it.
 /// `keep_going` is asked during the unwrap, the longest step.
 pub fn bake_image(
+    rasterizer: &dyn Rasterizer,
     mesh: &Mesh,
     image: &PreprocessedImage,
     frame: &ViewFrame,
@@ -72,7 +75,14 @@ pub fn bake_image(
             weight: BACK_WEIGHT,
         },
     ];
-    let baked = bake::back_project(&out, &normals, &views, size, BakeRules::SINGLE_IMAGE);
+    let baked = bake::back_project(
+        rasterizer,
+        &out,
+        &normals,
+        &views,
+        size,
+        BakeRules::SINGLE_IMAGE,
+    );
     let chart_texels = baked
         .uv
         .face

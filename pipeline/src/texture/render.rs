@@ -12,7 +12,7 @@
 //! its model `⌊v · 255⌋` as 8-bit images ([`to_rgb8`]).
 
 use super::camera::{MESH_SCALE_FACTOR, PaintNormalization, PaintView};
-use super::raster::{Raster, rasterize_clip};
+use super::raster::{Raster, Rasterizer};
 
 /// A mesh placed as the renderer places it.
 #[derive(Debug, Clone)]
@@ -50,13 +50,25 @@ impl PaintMesh {
             .collect()
     }
 
-    pub fn rasterize(&self, view: &PaintView, width: usize, height: usize) -> Raster {
-        rasterize_clip(&self.clip(view), &self.triangles, width, height)
+    pub fn rasterize(
+        &self,
+        rasterizer: &dyn Rasterizer,
+        view: &PaintView,
+        width: usize,
+        height: usize,
+    ) -> Raster {
+        rasterizer.rasterize_clip(&self.clip(view), &self.triangles, width, height)
     }
 
     /// The normal map of a view (`(n + 1) / 2`, background 1).
-    pub fn render_normal(&self, view: &PaintView, width: usize, height: usize) -> Vec<[f32; 3]> {
-        let raster = self.rasterize(view, width, height);
+    pub fn render_normal(
+        &self,
+        rasterizer: &dyn Rasterizer,
+        view: &PaintView,
+        width: usize,
+        height: usize,
+    ) -> Vec<[f32; 3]> {
+        let raster = self.rasterize(rasterizer, view, width, height);
         raster
             .interpolate(&self.triangles, &self.normals)
             .into_iter()
@@ -65,8 +77,14 @@ impl PaintMesh {
     }
 
     /// The position map of a view (`0.5 − p / 1.15`, background 1).
-    pub fn render_position(&self, view: &PaintView, width: usize, height: usize) -> Vec<[f32; 3]> {
-        let raster = self.rasterize(view, width, height);
+    pub fn render_position(
+        &self,
+        rasterizer: &dyn Rasterizer,
+        view: &PaintView,
+        width: usize,
+        height: usize,
+    ) -> Vec<[f32; 3]> {
+        let raster = self.rasterize(rasterizer, view, width, height);
         let encoded: Vec<[f32; 3]> = self
             .positions
             .iter()

@@ -1,22 +1,9 @@
-//! A triangle rasterizer for inference (no gradients): a z-buffer of face ids with the
-//! barycentric coordinates of each pixel centre, from which any vertex attribute (position,
-//! normal, UV) is interpolated. The same scan conversion serves camera views and UV space.
-//!
-//! It reproduces Hunyuan3D-Paint's `custom_rasterizer` (`rasterize_image_cpu`) operation for
-//! operation, so face ids and barycentrics are equal to the reference's: screen coordinates
-//! `((x/w)·0.5 + 0.5)·(W − 1) + 0.5` (NDC ±1 on the centres of the first and last pixel, row 0
-//! at NDC y = −1), pixel centres at `+0.5`, barycentrics in f32 with the reciprocal area computed
-//! in f64 and the first weight in f64, inclusive edges, no culling, a z-buffer of 64-bit keys
-//! `⌊depth·2¹⁸⌋·(2³¹ − 1) + face + 1` (the nearest quantised depth, then the lowest face id,
-//! wins; depth below 0 is never drawn) and perspective-correct weights in the output.
-//!
-//! Work is split into bands of rows run in parallel; each band visits only the faces whose
-//! bounds reach it. The z-buffer keeps a minimum, so the result does not depend on the order.
+//! The rasterizer on the host: bands of rows in parallel, each visiting only the faces whose
+//! bounds reach it; the z-buffer keeps a minimum, so the result does not depend on the order.
 
 use rayon::prelude::*;
 
-/// The face id of a pixel no triangle covers.
-pub const NO_FACE: u32 = u32::MAX;
+use super::{NO_FACE, Raster, Rasterizer, corners, pixel_span};
 
 /// Rows per parallel band.
 const BAND: usize = 16;
@@ -27,87 +14,28 @@ const DEPTH_QUANTA: f32 = 262_144.0;
 /// The empty z-buffer's key (`MAXINT · MAXINT + MAXINT − 1`, whose face part reads "none").
 const EMPTY: u64 = MAXINT * MAXINT + (MAXINT - 1);
 
-/// What a rasterization sees at each pixel (row-major, row 0 first).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Raster {
-    pub width: usize,
-    pub height: usize,
-    /// The nearest face covering the pixel centre, or [`NO_FACE`].
-    pub face: Vec<u32>,
-    /// Weights of the face's three corners at the pixel centre (zero where no face).
-    pub bary: Vec<[f32; 3]>,
-    /// Screen depth (`[0, 1]`, smaller is nearer) of the face at the pixel centre;
-    /// `f32::INFINITY` where no face.
-    pub depth: Vec<f32>,
-}
+/// Rasterizes on the CPU's cores (rayon's pool).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostRasterizer;
 
-impl Raster {
-    pub fn covered(&self, pixel: usize) -> bool {
-        self.face[pixel] != NO_FACE
-    }
-
-    /// Interpolates a per-vertex attribute at every covered pixel; `None` elsewhere.
-    pub fn interpolate<const N: usize>(
+impl Rasterizer for HostRasterizer {
+    fn scan(
         &self,
+        screen: &[[f32; 3]],
+        w: Option<&[f32]>,
         triangles: &[[u32; 3]],
-        attribute: &[[f32; N]],
-    ) -> Vec<Option<[f32; N]>> {
-        self.face
-            .par_iter()
-            .zip(&self.bary)
-            .map(|(&f, b)| {
-                (f != NO_FACE).then(|| {
-                    let t = triangles[f as usize];
-                    let mut out = [0f32; N];
-                    for (k, o) in out.iter_mut().enumerate() {
-                        *o = b[0] * attribute[t[0] as usize][k]
-                            + b[1] * attribute[t[1] as usize][k]
-                            + b[2] * attribute[t[2] as usize][k];
-                    }
-                    out
-                })
-            })
-            .collect()
+        width: usize,
+        height: usize,
+    ) -> Raster {
+        scan(screen, w, triangles, width, height)
+    }
+
+    fn name(&self) -> &'static str {
+        "host"
     }
 }
 
-/// Rasterizes triangles given in homogeneous clip coordinates `(x, y, z, w)`, as the reference
-/// does (perspective-correct barycentrics).
-pub fn rasterize_clip(
-    clip: &[[f32; 4]],
-    triangles: &[[u32; 3]],
-    width: usize,
-    height: usize,
-) -> Raster {
-    let (wf, hf) = ((width as f32 - 1.0), (height as f32 - 1.0));
-    let screen: Vec<[f32; 3]> = clip
-        .iter()
-        .map(|&[x, y, z, w]| {
-            [
-                ((x / w) * 0.5 + 0.5) * wf + 0.5,
-                (0.5 + (0.5 * y) / w) * hf + 0.5,
-                (z / w) * 0.49999 + 0.5,
-            ]
-        })
-        .collect();
-    let w: Vec<f32> = clip.iter().map(|c| c[3]).collect();
-    scan(&screen, Some(&w), triangles, width, height)
-}
-
-/// Rasterizes triangles whose corners are given in screen coordinates `[x, y, depth]`: x to
-/// the right and y down in pixels, pixel `(i, j)` centred at `(i + 0.5, j + 0.5)`, depth in
-/// `[0, 1]` (smaller is nearer). Barycentrics are screen-linear (an orthographic view, or UV
-/// space).
-pub fn rasterize(
-    screen: &[[f32; 3]],
-    triangles: &[[u32; 3]],
-    width: usize,
-    height: usize,
-) -> Raster {
-    scan(screen, None, triangles, width, height)
-}
-
-fn scan(
+pub(super) fn scan(
     screen: &[[f32; 3]],
     w: Option<&[f32]>,
     triangles: &[[u32; 3]],
@@ -116,13 +44,7 @@ fn scan(
 ) -> Raster {
     let n = width * height;
     if n == 0 {
-        return Raster {
-            width,
-            height,
-            face: Vec::new(),
-            bary: Vec::new(),
-            depth: Vec::new(),
-        };
+        return Raster::empty(width, height);
     }
     let bands = height.div_ceil(BAND);
     // Bin each face into the bands its rows reach (the reference's row loop bounds).
@@ -131,18 +53,10 @@ fn scan(
         let Some([a, b, c]) = corners(screen, t) else {
             continue;
         };
-        let y_min = a[1].min(b[1]).min(c[1]);
-        let y_max = a[1].max(b[1]).max(c[1]);
-        if !(y_min.is_finite() && y_max.is_finite()) {
-            continue;
-        }
-        let first = (y_min as i64).max(0);
-        let last = (((y_max + 1.0).ceil() as i64) - 1).min(height as i64 - 1);
-        if last < first {
-            continue;
-        }
-        for bin in &mut bins[first as usize / BAND..=last as usize / BAND] {
-            bin.push(f as u32);
+        if let Some((first, last)) = pixel_span([a[1], b[1], c[1]], height) {
+            for bin in &mut bins[first / BAND..=last / BAND] {
+                bin.push(f as u32);
+            }
         }
     }
     let mut keys = vec![EMPTY; n];
@@ -158,12 +72,11 @@ fn scan(
             }
         });
 
-    let mut face = vec![NO_FACE; n];
-    let mut bary = vec![[0f32; 3]; n];
-    let mut depth = vec![f32::INFINITY; n];
-    face.par_iter_mut()
-        .zip(bary.par_iter_mut())
-        .zip(depth.par_iter_mut())
+    let mut out = Raster::empty(width, height);
+    out.face
+        .par_iter_mut()
+        .zip(out.bary.par_iter_mut())
+        .zip(out.depth.par_iter_mut())
         .enumerate()
         .for_each(|(pix, ((face, bary), depth))| {
             let id = keys[pix] % MAXINT;
@@ -191,13 +104,7 @@ fn scan(
             }
             *face = f;
         });
-    Raster {
-        width,
-        height,
-        face,
-        bary,
-        depth,
-    }
+    out
 }
 
 /// Gives every pixel that no face covers, but that lies within `reach` pixels of a face, the
@@ -280,11 +187,6 @@ fn nearest_point(v: [[f32; 2]; 3], p: [f32; 2]) -> (f32, [f32; 3]) {
     best
 }
 
-fn corners(screen: &[[f32; 3]], t: &[u32; 3]) -> Option<[[f32; 3]; 3]> {
-    let get = |i: u32| screen.get(i as usize).copied();
-    Some([get(t[0])?, get(t[1])?, get(t[2])?])
-}
-
 /// The reference's `area2(a, b, c)`, in f32 in its operation order.
 fn area2(a: [f32; 2], b: [f32; 2], c: [f32; 2]) -> f32 {
     (c[0] - a[0]) * (b[1] - a[1]) - (b[0] - a[0]) * (c[1] - a[1])
@@ -352,7 +254,7 @@ fn draw(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::texture::raster::rasterize;
 
     #[test]
     fn a_square_of_two_triangles_covers_exactly_its_pixels() {
