@@ -19,6 +19,7 @@ mod config;
 mod euler;
 pub mod layers;
 mod lcm;
+pub mod multiview;
 pub mod resnet;
 mod schedule;
 pub mod unet;

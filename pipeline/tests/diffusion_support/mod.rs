@@ -1,5 +1,5 @@
 //! Reading the fixtures of the diffusion ports (`pipeline/tests/fixtures/{sd_vae,sd_unet,
-//! clip_text}/`): a JSON manifest names each tensor's file (raw little-endian values,
+//! clip_text,paint_unet}/`): a JSON manifest names each tensor's file (raw little-endian values,
 //! row-major) and shape; a key manifest lists a model's state-dict keys with their shapes.
 
 // Each test file uses the readers it needs.
@@ -79,6 +79,26 @@ impl Fixtures {
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         Tensor::from_data(TensorData::new(v, [s[0], s[1]]), &Default::default())
+    }
+}
+
+impl Fixtures {
+    /// A tensor of rank `D`, the leading dimensions of a higher-rank fixture merged
+    /// (`[b, n, c, h, w]` as `[b·n, c, h, w]`).
+    pub fn merged<const D: usize>(&self, io: &Value, name: &str) -> Tensor<B, D> {
+        let (v, s) = self.floats(io, name);
+        assert!(s.len() >= D, "{name}: rank {} below {D}", s.len());
+        let extra = s.len() - D;
+        let mut dims = [0usize; D];
+        dims[0] = s[..=extra].iter().product();
+        dims[1..].copy_from_slice(&s[extra + 1..]);
+        Tensor::from_data(TensorData::new(v, dims), &Default::default())
+    }
+
+    /// Whole-number floats (ids stored as float32) as an int tensor, flattened.
+    pub fn int_values(&self, io: &Value, name: &str) -> Vec<i32> {
+        let (v, _) = self.floats(io, name);
+        v.into_iter().map(|x| x as i32).collect()
     }
 }
 

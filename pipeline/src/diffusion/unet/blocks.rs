@@ -6,7 +6,7 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::transformer::Transformer2d;
+use super::transformer::{Conditioning, Transformer2d};
 use crate::diffusion::resnet::{Downsample, ResnetBlock, Upsample};
 
 /// The UNet's resnet group norm ε.
@@ -18,6 +18,8 @@ pub struct Dims {
     pub temb: usize,
     pub groups: usize,
     pub context: usize,
+    /// Hunyuan3D-Paint's multiview transformer blocks.
+    pub multiview: bool,
 }
 
 /// One transformer per resnet for a cross-attention block (`heads` given), none otherwise.
@@ -30,7 +32,7 @@ fn transformers<B: Backend>(
 ) -> Vec<Transformer2d<B>> {
     match heads {
         Some(h) => (0..layers)
-            .map(|_| Transformer2d::new(channels, d.context, h, d.groups, device))
+            .map(|_| Transformer2d::new(channels, d.context, h, d.groups, d.multiview, device))
             .collect(),
         None => Vec::new(),
     }
@@ -78,13 +80,13 @@ impl<B: Backend> DownBlock<B> {
         &self,
         mut x: Tensor<B, 4>,
         temb: &Tensor<B, 2>,
-        context: &Tensor<B, 3>,
+        cond: &mut Conditioning<'_, B>,
         skips: &mut Vec<Tensor<B, 4>>,
     ) -> Tensor<B, 4> {
         for (j, resnet) in self.resnets.iter().enumerate() {
             x = resnet.forward(x, Some(temb.clone()));
             if let Some(attn) = self.attentions.get(j) {
-                x = attn.forward(x, context.clone());
+                x = attn.forward(x, cond);
             }
             skips.push(x.clone());
         }
@@ -108,7 +110,14 @@ impl<B: Backend> MidBlock<B> {
             resnets: (0..2)
                 .map(|_| ResnetBlock::new(c, c, d.groups, RESNET_EPS, Some(d.temb), device))
                 .collect(),
-            attentions: vec![Transformer2d::new(c, d.context, heads, d.groups, device)],
+            attentions: vec![Transformer2d::new(
+                c,
+                d.context,
+                heads,
+                d.groups,
+                d.multiview,
+                device,
+            )],
         }
     }
 
@@ -116,11 +125,11 @@ impl<B: Backend> MidBlock<B> {
         &self,
         x: Tensor<B, 4>,
         temb: &Tensor<B, 2>,
-        context: &Tensor<B, 3>,
+        cond: &mut Conditioning<'_, B>,
     ) -> Tensor<B, 4> {
         let mut x = self.resnets[0].forward(x, Some(temb.clone()));
         for (attn, resnet) in self.attentions.iter().zip(&self.resnets[1..]) {
-            x = attn.forward(x, context.clone());
+            x = attn.forward(x, cond);
             x = resnet.forward(x, Some(temb.clone()));
         }
         x
@@ -179,7 +188,7 @@ impl<B: Backend> UpBlock<B> {
         &self,
         mut x: Tensor<B, 4>,
         temb: &Tensor<B, 2>,
-        context: &Tensor<B, 3>,
+        cond: &mut Conditioning<'_, B>,
         skips: &mut Vec<Tensor<B, 4>>,
     ) -> Tensor<B, 4> {
         for (j, resnet) in self.resnets.iter().enumerate() {
@@ -188,7 +197,7 @@ impl<B: Backend> UpBlock<B> {
             }
             x = resnet.forward(x, Some(temb.clone()));
             if let Some(attn) = self.attentions.get(j) {
-                x = attn.forward(x, context.clone());
+                x = attn.forward(x, cond);
             }
         }
         // The next block's skips fix the size to reach: twice this one's, unless a side was odd

@@ -10,12 +10,13 @@ mod transformer;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::module::Module;
-use burn::tensor::{DType, Tensor, backend::Backend};
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, EmbeddingConfig};
+use burn::tensor::{DType, Int, Tensor, backend::Backend};
 
 pub use blocks::{DownBlock, MidBlock, UpBlock};
 pub use config::UnetConfig;
-pub use transformer::{Attention, Transformer2d, TransformerBlock};
+pub use transformer::{Attention, Conditioning, Transformer2d, TransformerBlock, Views};
 
 use super::layers::{Conv2d, GroupNorm, silu};
 use super::weights::{DIFFUSERS, WeightsError, open_folder};
@@ -42,13 +43,49 @@ pub struct Unet<B: Backend> {
     pub up_blocks: Vec<UpBlock<B>>,
     pub conv_norm_out: GroupNorm<B>,
     pub conv_out: Conv2d<B>,
+    /// Hunyuan3D-Paint's multiview UNet: one embedding per camera, added to the time embedding.
+    pub class_embedding: Option<Embedding<B>>,
+    /// Hunyuan3D-Paint's multiview UNet keeps its learned text embeddings `[1, 77, context]`
+    /// (for the views, and for the reference UNet) in place of a text encoder.
+    pub learned_text_clip_gen: Option<Param<Tensor<B, 3>>>,
+    pub learned_text_clip_ref: Option<Param<Tensor<B, 3>>>,
     base_channels: usize,
     flip_sin_to_cos: bool,
     freq_shift: f64,
 }
 
+/// What Hunyuan3D-Paint's `UNet2p5DConditionModel` changes in the UNet it wraps (`init_condition`,
+/// `init_camera_embedding`, `init_attention(use_ma, use_ra)`), whatever its `config.json` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MultiviewShape {
+    /// `conv_in`'s input: the noisy latent, the normal map's and the position map's.
+    pub in_channels: usize,
+    /// Camera embeddings: 5 reference slots and 44 generated-view slots.
+    pub cameras: usize,
+    /// The learned text embeddings' tokens.
+    pub text_tokens: usize,
+}
+
+impl MultiviewShape {
+    pub const HUNYUAN3D_PAINT: MultiviewShape = MultiviewShape {
+        in_channels: 12,
+        cameras: 49,
+        text_tokens: 77,
+    };
+}
+
 impl<B: Backend> Unet<B> {
+    /// A plain UNet as `cfg` describes it.
     pub fn new(cfg: &UnetConfig, device: &B::Device) -> Self {
+        Self::build(cfg, None, device)
+    }
+
+    /// The multiview UNet that Hunyuan3D-Paint builds around a UNet of configuration `cfg`.
+    pub fn multiview(cfg: &UnetConfig, shape: MultiviewShape, device: &B::Device) -> Self {
+        Self::build(cfg, Some(shape), device)
+    }
+
+    fn build(cfg: &UnetConfig, multiview: Option<MultiviewShape>, device: &B::Device) -> Self {
         let ch = &cfg.block_out_channels;
         let n = ch.len();
         let temb = 4 * ch[0];
@@ -56,6 +93,7 @@ impl<B: Backend> Unet<B> {
             temb,
             groups: cfg.norm_num_groups,
             context: cfg.cross_attention_dim,
+            multiview: multiview.is_some(),
         };
         let down_blocks = (0..n)
             .map(|i| {
@@ -94,12 +132,22 @@ impl<B: Backend> Unet<B> {
                 linear_1: Linear::new(ch[0], temb, true, device),
                 linear_2: Linear::new(temb, temb, true, device),
             },
-            conv_in: Conv2d::new(cfg.in_channels, ch[0], 3, 1, 1, device),
+            conv_in: Conv2d::new(
+                multiview.map_or(cfg.in_channels, |m| m.in_channels),
+                ch[0],
+                3,
+                1,
+                1,
+                device,
+            ),
             down_blocks,
             mid_block: MidBlock::new(ch[n - 1], cfg.heads[n - 1], d, device),
             up_blocks,
             conv_norm_out: GroupNorm::new(cfg.norm_num_groups, ch[0], RESNET_EPS, device),
             conv_out: Conv2d::new(ch[0], cfg.out_channels, 3, 1, 1, device),
+            class_embedding: multiview.map(|m| EmbeddingConfig::new(m.cameras, temb).init(device)),
+            learned_text_clip_gen: multiview.map(|m| learned_text(m, cfg, device)),
+            learned_text_clip_ref: multiview.map(|m| learned_text(m, cfg, device)),
             base_channels: ch[0],
             flip_sin_to_cos: cfg.flip_sin_to_cos,
             freq_shift: cfg.freq_shift,
@@ -158,6 +206,31 @@ impl<B: Backend> Unet<B> {
             .forward(burn::tensor::activation::silu(h))
     }
 
+    /// How many transformer blocks the UNet runs (one per attention).
+    pub fn transformer_blocks(&self) -> usize {
+        let down: usize = self.down_blocks.iter().map(|b| b.attentions.len()).sum();
+        let up: usize = self.up_blocks.iter().map(|b| b.attentions.len()).sum();
+        down + self.mid_block.attentions.len() + up
+    }
+
+    /// The time embedding plus, where the UNet has camera embeddings and `classes` are given,
+    /// each row's camera embedding.
+    pub fn embed(
+        &self,
+        timesteps: Tensor<B, 1>,
+        classes: Option<Tensor<B, 1, Int>>,
+    ) -> Tensor<B, 2> {
+        let temb = self.embed_time(timesteps);
+        match (&self.class_embedding, classes) {
+            (Some(table), Some(ids)) => {
+                let [rows] = ids.dims();
+                let [_, width] = temb.dims();
+                temb + table.forward(ids.reshape([rows, 1])).reshape([rows, width])
+            }
+            _ => temb,
+        }
+    }
+
     /// The noise (or v) prediction for `sample` `[B, C, H, W]` at `timesteps` `[B]`,
     /// conditioned on `context` `[B, S, cross_attention_dim]`.
     pub fn forward(
@@ -166,16 +239,39 @@ impl<B: Backend> Unet<B> {
         timesteps: Tensor<B, 1>,
         context: Tensor<B, 3>,
     ) -> Tensor<B, 4> {
-        let temb = self.embed_time(timesteps);
+        self.forward_with(sample, timesteps, None, &mut Conditioning::text(context))
+    }
+
+    /// [`Unet::forward`] with camera ids for the camera embedding and the multiview
+    /// conditioning.
+    pub fn forward_with(
+        &self,
+        sample: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        classes: Option<Tensor<B, 1, Int>>,
+        cond: &mut Conditioning<'_, B>,
+    ) -> Tensor<B, 4> {
+        let temb = self.embed(timesteps, classes);
         let mut x = self.conv_in.forward(sample);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
-            x = block.forward(x, &temb, &context, &mut skips);
+            x = block.forward(x, &temb, cond, &mut skips);
         }
-        x = self.mid_block.forward(x, &temb, &context);
+        x = self.mid_block.forward(x, &temb, cond);
         for block in &self.up_blocks {
-            x = block.forward(x, &temb, &context, &mut skips);
+            x = block.forward(x, &temb, cond, &mut skips);
         }
         self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
     }
+}
+
+fn learned_text<B: Backend>(
+    shape: MultiviewShape,
+    cfg: &UnetConfig,
+    device: &B::Device,
+) -> Param<Tensor<B, 3>> {
+    Param::from_tensor(Tensor::zeros(
+        [1, shape.text_tokens, cfg.cross_attention_dim],
+        device,
+    ))
 }
