@@ -173,30 +173,11 @@ def build_model(modules):
 
 def randomize(model, seed):
     """sd_unet_fixtures.randomize plus N(0, 1) for the embedding table and the learned text."""
-    gen = torch.Generator("cpu").manual_seed(seed)
-    owner = {}
-    for mname, module in model.named_modules():
-        for pname, _ in module.named_parameters(recurse=False):
-            owner[f"{mname}.{pname}" if mname else pname] = module
-    done = set()
-    with torch.no_grad():
-        for name, p in sorted(model.named_parameters()):
-            module = owner[name]
-            leaf = name.rsplit(".", 1)[1]
-            draw = torch.randn(p.shape, generator=gen, dtype=torch.float32)
-            if isinstance(module, (torch.nn.GroupNorm, torch.nn.LayerNorm)):
-                value = 1.0 + 0.1 * draw if leaf == "weight" else 0.1 * draw
-            elif isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                value = draw / float(np.sqrt(int(np.prod(p.shape[1:])))) if leaf == "weight" else 0.1 * draw
-            elif isinstance(module, torch.nn.Embedding) or leaf in ("learned_text_clip_gen", "learned_text_clip_ref"):
-                value = draw
-            else:
-                raise SystemExit(f"unexpected parameter owner {type(module).__name__} for {name}")
-            p.copy_(value)
-            done.add(name)
-    all_names = {n for n, _ in model.named_parameters()}
-    assert done == all_names, all_names - done
-    assert len(all_names) == len(model.state_dict()), "the state dict holds something besides parameters"
+    def other(module, leaf, draw):
+        if isinstance(module, torch.nn.Embedding) or leaf in ("learned_text_clip_gen", "learned_text_clip_ref"):
+            return draw
+        return None
+    base.randomize(model, seed, other)
 
 
 def reference_from_pretrained(modules, folder):

@@ -330,8 +330,11 @@ def build_unet(config):
     return UNet2DConditionModel(**config)
 
 
-def randomize(unet, seed):
-    """Overwrite every parameter with a seeded draw (see the header for the scales)."""
+def randomize(unet, seed, other=None):
+    """Overwrite every parameter with a seeded draw (see the header for the scales).
+
+    `other(module, leaf, draw)` gives the value of a parameter owned by anything but a norm, a
+    convolution or a linear layer (None: refused)."""
     gen = torch.Generator("cpu").manual_seed(seed)
     owner = {}
     for mname, module in unet.named_modules():
@@ -351,6 +354,8 @@ def randomize(unet, seed):
                     value = draw / float(np.sqrt(fan_in))
                 else:
                     value = 0.1 * draw
+            elif other is not None and (value := other(module, leaf, draw)) is not None:
+                pass
             else:
                 raise SystemExit(f"unexpected parameter owner {type(module).__name__} for {name}")
             p.copy_(value)

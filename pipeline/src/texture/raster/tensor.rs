@@ -153,10 +153,6 @@ struct Chunk {
 }
 
 /// Per pixel of a chunk: the winning face id (or [`NONE`]), its three weights and the depth.
-struct Resolved {
-    values: Vec<f32>,
-}
-
 const OUT_COLUMNS: usize = 5;
 
 impl<B: Backend> TensorRasterizer<B> {
@@ -167,7 +163,7 @@ impl<B: Backend> TensorRasterizer<B> {
         triangles: &[[u32; 3]],
         bins: &Bins,
         chunk: &Chunk,
-    ) -> Resolved {
+    ) -> Vec<f32> {
         let tiles = chunk.tiles.len();
         let slots = chunk.slots;
         let mut columns = vec![0f32; tiles * slots * COLUMNS];
@@ -243,7 +239,7 @@ impl<B: Backend> TensorRasterizer<B> {
         let inside = unit(&alpha)
             .bool_and(unit(&beta))
             .bool_and(unit(&gamma))
-            .bool_and(wide_bool(valid, full))
+            .bool_and(valid.expand(full))
             .bool_and(depth.clone().greater_equal_elem(0.0));
         let outside = inside.clone().bool_not();
 
@@ -273,23 +269,16 @@ impl<B: Backend> TensorRasterizer<B> {
             ga = ga * s;
         }
         let out = Tensor::cat(vec![winner, al, be, ga, depth], 2);
-        Resolved {
-            values: out
-                .into_data()
-                .convert::<f32>()
-                .to_vec()
-                .expect("f32 tensor data"),
-        }
+        out.into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 tensor data")
     }
-}
-
-fn wide_bool<B: Backend>(t: Tensor<B, 3, Bool>, shape: [usize; 3]) -> Tensor<B, 3, Bool> {
-    t.expand(shape)
 }
 
 /// Writes a chunk's pixels into the raster (tiles at the image's right and bottom edges hang
 /// over it; those pixels are dropped).
-fn scatter(raster: &mut Raster, bins: &Bins, chunk: &Chunk, resolved: &Resolved) {
+fn scatter(raster: &mut Raster, bins: &Bins, chunk: &Chunk, resolved: &[f32]) {
     for (i, &tile) in bins.order[chunk.tiles.clone()].iter().enumerate() {
         let (ox, oy) = bins.origin(tile);
         for p in 0..TILE_PIXELS {
@@ -297,7 +286,7 @@ fn scatter(raster: &mut Raster, bins: &Bins, chunk: &Chunk, resolved: &Resolved)
             if x >= bins.width || y >= bins.height {
                 continue;
             }
-            let v = &resolved.values[(i * TILE_PIXELS + p) * OUT_COLUMNS..][..OUT_COLUMNS];
+            let v = &resolved[(i * TILE_PIXELS + p) * OUT_COLUMNS..][..OUT_COLUMNS];
             if v[0] == NONE {
                 continue;
             }
