@@ -95,6 +95,11 @@ impl Fixtures {
         Tensor::from_data(TensorData::new(v, dims), &Default::default())
     }
 
+    /// A float32 fixture's values, flattened.
+    pub fn values(&self, io: &Value, name: &str) -> Vec<f32> {
+        self.floats(io, name).0
+    }
+
     /// Whole-number floats (ids stored as float32) as an int tensor, flattened.
     pub fn int_values(&self, io: &Value, name: &str) -> Vec<i32> {
         let (v, _) = self.floats(io, name);
