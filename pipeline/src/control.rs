@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use orfeas_vocab::ShapeStep;
+use orfeas_vocab::Step;
 
 /// Step progress: the sub-step, steps done and the total.
-pub type ProgressFn = Arc<dyn Fn(ShapeStep, usize, usize) + Send + Sync>;
+pub type ProgressFn = Arc<dyn Fn(Step, usize, usize) + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct Control {
@@ -66,7 +66,7 @@ impl Control {
     }
 
     /// Reports that `done` of `total` steps of `step` are done.
-    pub fn progress(&self, step: ShapeStep, done: usize, total: usize) {
+    pub fn progress(&self, step: Step, done: usize, total: usize) {
         if let Some(p) = &self.progress {
             p(step, done, total);
         }
@@ -97,7 +97,7 @@ mod tests {
         let c = Control::none().with_progress(Arc::new(move |s, d, t| {
             sink.lock().expect("lock").push((s, d, t));
         }));
-        c.progress(ShapeStep::Denoising, 1, 5);
-        assert_eq!(*seen.lock().expect("lock"), [(ShapeStep::Denoising, 1, 5)]);
+        c.progress(Step::Denoising, 1, 5);
+        assert_eq!(*seen.lock().expect("lock"), [(Step::Denoising, 1, 5)]);
     }
 }

@@ -67,6 +67,21 @@ pub enum ShapeError {
     Stopped,
 }
 
+/// Failures of `texture_synthesis` (the `paint` engine's; the weights-free modes cannot fail).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextureError {
+    /// The job asks for `paint` and this worker has no paint models.
+    #[error(
+        "this worker has no paint models (worker.paint_weights and worker.delight_weights); enable `paint` in api.texture_modes only where every worker has them"
+    )]
+    PaintUnavailable,
+    /// The device ran out of memory for this batch; the worker splits the batch and retries.
+    #[error("out of device memory: {detail}")]
+    OutOfMemory { detail: String },
+    #[error("the paint model failed: {detail}")]
+    Model { detail: String },
+}
+
 /// Failures of `mesh_export`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExportError {
@@ -88,6 +103,8 @@ pub enum PipelineError {
     Preprocessing(#[from] PreprocessError),
     #[error("shape_generation: {0}")]
     Shape(#[from] ShapeError),
+    #[error("texture_synthesis: {0}")]
+    Texture(#[from] TextureError),
     #[error("mesh_export: {0}")]
     Export(#[from] ExportError),
     /// The caller canceled the item; it stopped before `stage` started.
@@ -101,6 +118,7 @@ impl PipelineError {
             PipelineError::Loading(_) => Stage::ImageLoading,
             PipelineError::Preprocessing(_) => Stage::ImagePreprocessing,
             PipelineError::Shape(_) => Stage::ShapeGeneration,
+            PipelineError::Texture(_) => Stage::TextureSynthesis,
             PipelineError::Export(_) => Stage::MeshExport,
             PipelineError::Canceled { stage } => *stage,
         }
@@ -131,6 +149,11 @@ impl PipelineError {
                 ShapeError::OutOfMemory { .. } => ErrorCode::OutOfMemory,
                 ShapeError::Stopped => ErrorCode::Canceled,
             },
+            PipelineError::Texture(e) => match e {
+                TextureError::PaintUnavailable => ErrorCode::EngineUnavailable,
+                TextureError::OutOfMemory { .. } => ErrorCode::OutOfMemory,
+                TextureError::Model { .. } => ErrorCode::EngineFailure,
+            },
             PipelineError::Export(e) => match e {
                 ExportError::EmptyMesh => ErrorCode::EmptyMesh,
                 ExportError::TooLarge { .. } => ErrorCode::MeshTooLarge,
@@ -139,6 +162,32 @@ impl PipelineError {
             PipelineError::Canceled { .. } => ErrorCode::Canceled,
         }
     }
+
+    /// Whether the batch's device ran out of memory (the worker splits the batch).
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::Shape(ShapeError::OutOfMemory { .. })
+                | PipelineError::Texture(TextureError::OutOfMemory { .. })
+        )
+    }
+}
+
+/// The message of a caught panic (burn's backends panic on device errors).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Whether a device error's message says it ran out of memory (CUDA's and cubecl's wordings).
+pub fn is_out_of_memory(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    lower.contains("out of memory")
+        || lower.contains("outofmemory")
+        || lower.contains("out_of_memory")
 }
 
 impl From<InvalidOption> for ShapeError {
@@ -199,6 +248,7 @@ mod tests {
                 reason: String::new(),
             }
             .into(),
+            TextureError::PaintUnavailable.into(),
             ExportError::EmptyMesh.into(),
             ExportError::TooLarge {
                 format: MeshFormat::Glb,
@@ -219,6 +269,14 @@ mod tests {
             }
             .into(),
             PreprocessError::Model {
+                detail: String::new(),
+            }
+            .into(),
+            TextureError::OutOfMemory {
+                detail: String::new(),
+            }
+            .into(),
+            TextureError::Model {
                 detail: String::new(),
             }
             .into(),

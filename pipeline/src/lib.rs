@@ -20,7 +20,7 @@ pub mod texture;
 
 pub use control::{Control, ProgressFn};
 pub use error::PipelineError;
-pub use orfeas_vocab::{Artifact, MeshFormat, ShapeStep, Stage, StageTimings};
+pub use orfeas_vocab::{Artifact, MeshFormat, Stage, StageTimings, Step};
 pub use pipeline::{
     BatchItem, ItemOutput, ItemReport, JobOptions, MeshStats, NoProgress, Pipeline,
     ProgressObserver,

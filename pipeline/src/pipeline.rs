@@ -22,10 +22,13 @@ use crate::shape::{
 };
 use crate::stage::stage_span;
 use crate::texture::UvReport;
+use crate::texture::paint::Painter;
 use crate::texture::raster::{HostRasterizer, Rasterizer};
 use finish_stage::finish_item;
+use paint_stage::paint_items;
 
 mod finish_stage;
+mod paint_stage;
 mod preprocess_stage;
 
 /// Everything a job may choose.
@@ -36,7 +39,7 @@ pub struct JobOptions {
     pub postprocess: PostprocessOptions,
     /// How to colour the mesh from the image.
     pub texture: TextureMode,
-    /// Side of a `uv` texture in texels.
+    /// Side of a `uv` or `paint` texture in texels.
     pub texture_size: usize,
     pub formats: Vec<MeshFormat>,
     /// Also export the preprocessed cut-out ([`Artifact::Cutout`]).
@@ -177,6 +180,8 @@ pub struct Pipeline {
     segmenter: Option<Box<dyn Segmenter>>,
     /// Scan conversion for texturing: the host's cores unless the worker's device has its own.
     rasterizer: Box<dyn Rasterizer>,
+    /// The `paint` texture engine, where its models are configured.
+    painter: Option<Box<dyn Painter>>,
     limits: ImageLimits,
 }
 
@@ -186,6 +191,7 @@ impl std::fmt::Debug for Pipeline {
             .field("engine", &self.engine)
             .field("segmenter", &self.segmenter.as_ref().map(|s| s.kind()))
             .field("rasterizer", &self.rasterizer.name())
+            .field("painter", &self.painter.is_some())
             .field("limits", &self.limits)
             .finish()
     }
@@ -220,8 +226,20 @@ impl Pipeline {
             engine,
             segmenter: None,
             rasterizer: Box::new(HostRasterizer),
+            painter: None,
             limits,
         }
+    }
+
+    /// Paints `texture: paint` jobs with this engine (without one they fail with
+    /// `engine_unavailable`).
+    pub fn with_painter(mut self, painter: Box<dyn Painter>) -> Self {
+        self.painter = Some(painter);
+        self
+    }
+
+    pub fn painter(&self) -> Option<&dyn Painter> {
+        self.painter.as_deref()
     }
 
     /// Segments images without transparency with this model instead of the weights-free
@@ -354,12 +372,23 @@ impl Pipeline {
             }
         }
 
-        // texture_synthesis + mesh_export, per image.
+        // texture_synthesis of the `paint` items, batched; then the other items' texturing and
+        // every item's mesh_export, per image.
+        let painted = paint_items(
+            self.painter.as_deref(),
+            self.rasterizer.as_ref(),
+            items,
+            &prepared,
+            &shapes,
+            progress,
+            &mut timings,
+        );
         prepared
             .into_iter()
             .zip(shapes)
+            .zip(painted)
             .enumerate()
-            .map(|(idx, (image, shape))| {
+            .map(|(idx, ((image, shape), painted))| {
                 let result = image.and_then(|image| {
                     let shape = shape
                         .unwrap_or_else(|| {
@@ -381,6 +410,7 @@ impl Pipeline {
                         &items[idx],
                         &image,
                         shape,
+                        painted,
                         progress,
                         &mut timings,
                     )

@@ -1,8 +1,8 @@
-//! Spans named exactly after the vocabulary's stages and `shape_generation` sub-steps (tracing
+//! Spans named exactly after the vocabulary's stages and their sub-steps (tracing
 //! needs the names as literals; the tests check they match [`Stage::as_str`] and
-//! [`ShapeStep::as_str`]).
+//! [`Step::as_str`]).
 
-use orfeas_vocab::{ShapeStep, Stage};
+use orfeas_vocab::{Stage, Step};
 use tracing::field::Empty;
 
 /// The span of `stage` for one item, child of `parent` (`shape_generation` carries the fields
@@ -22,21 +22,28 @@ pub fn stage_span(stage: Stage, parent: &tracing::Span) -> tracing::Span {
     }
 }
 
-/// The span of a `shape_generation` sub-step, child of the item's stage span. Fields, filled in
-/// by the engine where they apply: `batch` (requests sharing the step), `steps` (denoising) and
+/// The span of a stage's sub-step, child of the item's stage span. Fields, filled in by the
+/// engine where they apply: `batch` (requests sharing the step), `steps` (denoising loops) and
 /// `resolution` (volume decoding).
-pub fn step_span(step: ShapeStep, parent: &tracing::Span) -> tracing::Span {
+pub fn step_span(step: Step, parent: &tracing::Span) -> tracing::Span {
     match step {
-        ShapeStep::Conditioning => {
+        Step::Conditioning => {
             tracing::info_span!(parent: parent, "conditioning", batch = Empty)
         }
-        ShapeStep::Denoising => {
+        Step::Denoising => {
             tracing::info_span!(parent: parent, "denoising", steps = Empty, batch = Empty)
         }
-        ShapeStep::VolumeDecoding => {
+        Step::VolumeDecoding => {
             tracing::info_span!(parent: parent, "volume_decoding", resolution = Empty, batch = Empty)
         }
-        ShapeStep::SurfaceExtraction => tracing::info_span!(parent: parent, "surface_extraction"),
+        Step::SurfaceExtraction => tracing::info_span!(parent: parent, "surface_extraction"),
+        Step::Delight => {
+            tracing::info_span!(parent: parent, "delight", steps = Empty, batch = Empty)
+        }
+        Step::MultiviewDiffusion => {
+            tracing::info_span!(parent: parent, "multiview_diffusion", steps = Empty, batch = Empty)
+        }
+        Step::Baking => tracing::info_span!(parent: parent, "baking"),
     }
 }
 
@@ -53,7 +60,7 @@ mod tests {
                 let span = stage_span(stage, &root);
                 assert_eq!(span.metadata().map(|m| m.name()), Some(stage.as_str()));
             }
-            for step in ShapeStep::ALL {
+            for step in Step::ALL {
                 let span = step_span(step, &root);
                 assert_eq!(span.metadata().map(|m| m.name()), Some(step.as_str()));
             }

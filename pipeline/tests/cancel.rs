@@ -55,13 +55,13 @@ fn the_engine_reports_its_steps_through_the_control() {
     use std::sync::{Arc, Mutex};
 
     use orfeas_pipeline::{Control, NoProgress};
-    use orfeas_vocab::ShapeStep;
+    use orfeas_vocab::Step;
 
     let bytes =
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/star.png")).expect("sample");
     let mut opts = JobOptions::default();
     opts.shape.octree_resolution = 64;
-    let seen: Arc<Mutex<Vec<(ShapeStep, usize, usize)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<(Step, usize, usize)>>> = Arc::default();
     let sink = seen.clone();
     let control = Control::none().with_progress(Arc::new(move |step, done, total| {
         sink.lock().expect("not poisoned").push((step, done, total));
@@ -71,16 +71,13 @@ fn the_engine_reports_its_steps_through_the_control() {
     let reports = pipeline.run_batch(&items, &mut NoProgress);
     assert!(reports[0].result.is_ok());
     let seen = seen.lock().expect("not poisoned");
-    assert!(
-        seen.contains(&(ShapeStep::VolumeDecoding, 1, 1)),
-        "{seen:?}"
-    );
+    assert!(seen.contains(&(Step::VolumeDecoding, 1, 1)), "{seen:?}");
     let layers: Vec<_> = seen
         .iter()
-        .filter(|s| s.0 == ShapeStep::SurfaceExtraction)
+        .filter(|s| s.0 == Step::SurfaceExtraction)
         .collect();
     // One report before each of the 64 layers of cubes, and one when they are all done.
     assert_eq!(layers.len(), 65, "{layers:?}");
     assert!(layers.windows(2).all(|w| w[0].1 < w[1].1));
-    assert_eq!(*layers[64], (ShapeStep::SurfaceExtraction, 64, 64));
+    assert_eq!(*layers[64], (Step::SurfaceExtraction, 64, 64));
 }

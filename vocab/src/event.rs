@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::names::named_enum;
-use crate::{Artifact, Device, ErrorCode, JobId, ShapeStep, Stage};
+use crate::{Artifact, Device, ErrorCode, JobId, Stage, Step};
 
 named_enum! {
     /// The kind of a job event: the SSE `event` name and the `type` of a WebSocket message.
@@ -77,9 +77,10 @@ pub enum JobEventData<O = Artifact> {
         /// Overall, 0–100.
         percent: i16,
         stage: Stage,
-        /// Within `shape_generation`: the engine's own step (denoising step k of N, volume
-        /// decoding chunks, marching-cubes layers).
-        step: Option<ShapeStep>,
+        /// The stage's own step: in `shape_generation` denoising step k of N, volume decoding
+        /// chunks, marching-cubes layers; in a `paint` texture's `texture_synthesis` the delight
+        /// and multiview denoising steps and the bake.
+        step: Option<Step>,
         done: Option<u32>,
         total: Option<u32>,
     },
@@ -223,22 +224,25 @@ impl Stage {
     }
 }
 
-impl ShapeStep {
-    /// The band of `shape_generation` this step covers (fractions 0–1): denoising dominates a
-    /// diffusion engine's time, then volume decoding.
+impl Step {
+    /// The band of its stage this step covers (fractions 0–1): denoising dominates a diffusion
+    /// engine's shape time, then volume decoding; the multiview loop dominates painting.
     pub const fn band(self) -> (f64, f64) {
         match self {
-            ShapeStep::Conditioning => (0.0, 0.05),
-            ShapeStep::Denoising => (0.05, 0.7),
-            ShapeStep::VolumeDecoding => (0.7, 0.95),
-            ShapeStep::SurfaceExtraction => (0.95, 1.0),
+            Step::Conditioning => (0.0, 0.05),
+            Step::Denoising => (0.05, 0.7),
+            Step::VolumeDecoding => (0.7, 0.95),
+            Step::SurfaceExtraction => (0.95, 1.0),
+            Step::Delight => (0.0, 0.3),
+            Step::MultiviewDiffusion => (0.3, 0.9),
+            Step::Baking => (0.9, 1.0),
         }
     }
 }
 
-/// Overall percent with `done` of `total` units of `step` (within `shape_generation`) done, or
-/// at the start of `stage` when there is no step.
-pub fn overall_percent(stage: Stage, step: Option<(ShapeStep, u32, u32)>) -> i16 {
+/// Overall percent with `done` of `total` units of `step` (within its stage) done, or at the
+/// start of `stage` when there is no step.
+pub fn overall_percent(stage: Stage, step: Option<(Step, u32, u32)>) -> i16 {
     let (lo, hi) = stage.progress_band();
     let Some((step, done, total)) = step else {
         return lo;
@@ -274,7 +278,7 @@ mod tests {
             JobEventData::Progress {
                 percent: 41,
                 stage: Stage::ShapeGeneration,
-                step: Some(ShapeStep::Denoising),
+                step: Some(Step::Denoising),
                 done: Some(7),
                 total: Some(50),
             },
@@ -350,15 +354,20 @@ mod tests {
             let at_start = overall_percent(stage, None);
             assert!(at_start > last, "{stage}: {at_start} after {last}");
             last = at_start;
-            if stage == Stage::ShapeGeneration {
-                for step in ShapeStep::ALL {
-                    for done in [0, 5, 10] {
-                        let p = overall_percent(stage, Some((step, done, 10)));
-                        assert!(p >= last, "{step} {done}/10: {p} after {last}");
-                        last = p;
-                    }
+            let steps: Vec<Step> = Step::ALL
+                .into_iter()
+                .filter(|s| s.stage() == stage)
+                .collect();
+            for &step in &steps {
+                for done in [0, 5, 10] {
+                    let p = overall_percent(stage, Some((step, done, 10)));
+                    assert!(p >= last, "{step} {done}/10: {p} after {last}");
+                    last = p;
                 }
-                assert_eq!(last, Stage::TextureSynthesis.progress_percent());
+            }
+            if !steps.is_empty() {
+                // The last step's end is the next stage's start.
+                assert_eq!(last, stage.progress_band().1, "{stage}");
                 last -= 1;
             }
         }

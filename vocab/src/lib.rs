@@ -35,7 +35,7 @@ pub use options::{BackgroundMode, InvalidOption};
 pub use scope::Scope;
 pub use segmentation::{Segmentation, SegmentationMethod};
 pub use spec::{JobOptionsInput, JobSpec};
-pub use stage::{ShapeStep, Stage, StageTimings};
+pub use stage::{Stage, StageTimings, Step};
 pub use texture::{TextureInput, TextureMode};
 pub use webhook::{Webhook, WebhookEvent};
 pub use weights::{JobWeights, WeightsIdentity};

@@ -147,7 +147,7 @@ impl JobSpec {
     /// texture beside it when the mesh is UV-textured, then the cut-out if asked.
     pub fn artifacts(&self) -> Vec<Artifact> {
         let mut out: Vec<Artifact> = self.formats.iter().map(|&f| f.into()).collect();
-        if self.texture == TextureMode::Uv && self.formats.contains(&MeshFormat::Obj) {
+        if self.texture.textured() && self.formats.contains(&MeshFormat::Obj) {
             out.extend([Artifact::Mtl, Artifact::Texture]);
         }
         if self.cutout {

@@ -34,8 +34,9 @@ impl Stage {
 }
 
 named_enum! {
-    /// The sub-steps of `shape_generation`, each a child span of the job's stage span.
-    pub enum ShapeStep: "shape generation step" {
+    /// The sub-steps of `shape_generation` and of the `paint` engine's `texture_synthesis`, each a
+    /// child span of the job's stage span and a progress figure.
+    pub enum Step: "pipeline step" {
         /// Image features for the denoiser (DINOv2 in `hunyuan3d`).
         Conditioning = "conditioning",
         /// The sampler's loop over the denoiser.
@@ -44,6 +45,25 @@ named_enum! {
         VolumeDecoding = "volume_decoding",
         /// Marching cubes.
         SurfaceExtraction = "surface_extraction",
+        /// Lighting and shadows removed from the reference image (a denoising loop).
+        Delight = "delight",
+        /// The six views generated from the delit image (a denoising loop).
+        MultiviewDiffusion = "multiview_diffusion",
+        /// The views projected into the UV texture, and the gaps inpainted.
+        Baking = "baking",
+    }
+}
+
+impl Step {
+    /// The stage this step belongs to.
+    pub const fn stage(self) -> Stage {
+        match self {
+            Step::Conditioning
+            | Step::Denoising
+            | Step::VolumeDecoding
+            | Step::SurfaceExtraction => Stage::ShapeGeneration,
+            Step::Delight | Step::MultiviewDiffusion | Step::Baking => Stage::TextureSynthesis,
+        }
     }
 }
 
@@ -107,14 +127,19 @@ mod tests {
             ]
         );
         assert_eq!(
-            ShapeStep::NAMES,
+            Step::NAMES,
             [
                 "conditioning",
                 "denoising",
                 "volume_decoding",
-                "surface_extraction"
+                "surface_extraction",
+                "delight",
+                "multiview_diffusion",
+                "baking"
             ]
         );
+        assert_eq!(Step::Baking.stage(), Stage::TextureSynthesis);
+        assert_eq!(Step::Denoising.stage(), Stage::ShapeGeneration);
         assert!("shape".parse::<Stage>().is_err());
         let progress: Vec<i16> = Stage::ALL.iter().map(|s| s.progress_percent()).collect();
         assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");

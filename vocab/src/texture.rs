@@ -1,5 +1,5 @@
 //! How `texture_synthesis` colours a mesh, and the two ways a client may say it: today's names
-//! (`none`, `vertex`, `uv`) and the boolean of the first API (`true` is the default `uv`,
+//! (`none`, `vertex`, `uv`, `paint`) and the boolean of the first API (`true` is the default `uv`,
 //! `false` is `none`), which stored specs and old clients still carry.
 
 use serde::{Deserialize, Deserializer};
@@ -19,6 +19,10 @@ named_enum! {
         /// vertex colours sampled from it.
         #[default]
         Uv = "uv",
+        /// A UV texture baked from six views that Hunyuan3D-Paint's diffusion models generate
+        /// (delight, then multiview diffusion): the back and sides are painted, not mirrored.
+        /// Runs where a deployment has the models (`api.texture_modes`, `worker.paint_weights`).
+        Paint = "paint",
     }
 }
 
@@ -26,6 +30,11 @@ impl TextureMode {
     /// Whether the mesh is coloured at all.
     pub const fn colours(self) -> bool {
         !matches!(self, TextureMode::None)
+    }
+
+    /// Whether the result carries a UV atlas and a texture image.
+    pub const fn textured(self) -> bool {
+        matches!(self, TextureMode::Uv | TextureMode::Paint)
     }
 }
 
@@ -97,11 +106,16 @@ mod tests {
             TextureInput::Name("Vertex".into()).parse(),
             Ok(TextureMode::Vertex)
         );
-        let e = TextureInput::Name("paint".into())
+        assert_eq!(
+            TextureInput::Name("paint".into()).parse(),
+            Ok(TextureMode::Paint)
+        );
+        assert!(TextureMode::Paint.textured() && !TextureMode::Vertex.textured());
+        let e = TextureInput::Name("photo".into())
             .parse()
             .expect_err("unknown");
         assert_eq!(e.field, "texture");
-        assert!(e.reason.contains("none, vertex, uv"), "{e}");
+        assert!(e.reason.contains("none, vertex, uv, paint"), "{e}");
         let parsed: TextureInput = serde_json::from_str("\"uv\"").expect("json");
         assert_eq!(parsed.parse(), Ok(TextureMode::Uv));
         let parsed: TextureInput = serde_json::from_str("false").expect("json");

@@ -1,5 +1,6 @@
-//! Step progress from inside a batch's shape generation (denoising steps, volume-decoding
-//! chunks, marching-cubes layers) to the jobs' event streams. The engines report from the
+//! Step progress from inside a batch's stages (shape generation's denoising steps, volume-decoding
+//! chunks and marching-cubes layers; a `paint` texture's delight and multiview denoising steps
+//! and bake) to the jobs' event streams. The engines report from the
 //! compute thread as often as they like, which only stores the latest figure; a task on the
 //! runtime writes each job's latest figure at most once per interval (`worker.
 //! progress_interval_ms`), so a fast engine never floods PostgreSQL or the streams.
@@ -9,9 +10,9 @@ use std::time::Duration;
 
 use orfeas_pipeline::ProgressFn;
 use orfeas_shared::db::Db;
-use orfeas_vocab::{JobId, ShapeStep, Stage};
+use orfeas_vocab::{JobId, Step};
 
-type Figure = (ShapeStep, u32, u32);
+type Figure = (Step, u32, u32);
 
 /// The latest unsent figure of each job of a batch.
 #[derive(Debug, Default)]
@@ -49,7 +50,7 @@ impl ProgressRelay {
                 for (i, figure) in due {
                     let (id, attempt) = jobs[i];
                     if let Err(e) = db
-                        .record_progress(id, attempt, Stage::ShapeGeneration, Some(figure))
+                        .record_progress(id, attempt, figure.0.stage(), Some(figure))
                         .await
                     {
                         tracing::debug!(job = %id, error = %e, "progress not recorded");
@@ -63,7 +64,7 @@ impl ProgressRelay {
     /// What item `item`'s control calls: stores the figure for the next write.
     pub fn reporter(&self, item: usize) -> ProgressFn {
         let board = self.board.clone();
-        Arc::new(move |step: ShapeStep, done: usize, total: usize| {
+        Arc::new(move |step: Step, done: usize, total: usize| {
             let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
             let mut b = board.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(slot) = b.pending.get_mut(item) {

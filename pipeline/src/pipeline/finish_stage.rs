@@ -2,6 +2,7 @@
 
 use orfeas_vocab::{Artifact, Stage, StageTimings, TextureMode};
 
+use super::paint_stage::Painted;
 use super::{BatchItem, ItemOutput, MeshStats, ProgressObserver, timed};
 use crate::error::PipelineError;
 use crate::export::{export_cutout, export_material, export_mesh, export_texture};
@@ -10,19 +11,26 @@ use crate::shape::GeneratedShape;
 use crate::texture::raster::Rasterizer;
 use crate::texture::{AtlasError, UvReport, bake_image, colorize};
 
-/// Colours the item's mesh as its options ask, then encodes every artifact it asked for.
+/// Colours the item's mesh as its options ask (a `paint` item comes painted already), then
+/// encodes every artifact it asked for.
+#[allow(clippy::too_many_arguments)] // the batch's per-item state, passed as the stage needs it
 pub(super) fn finish_item(
     rasterizer: &dyn Rasterizer,
     idx: usize,
     item: &BatchItem<'_>,
     image: &PreprocessedImage,
     mut shape: GeneratedShape,
+    painted: Option<Painted>,
     progress: &mut dyn ProgressObserver,
     timings: &mut [StageTimings],
 ) -> Result<ItemOutput, PipelineError> {
     let opts = item.options;
     let mut texture: Option<UvReport> = None;
-    if opts.texture.colours() {
+    if let Some(painted) = painted {
+        let (mesh, report) = painted?;
+        shape.mesh = mesh;
+        texture = report;
+    } else if opts.texture.colours() {
         timed(
             idx,
             Stage::TextureSynthesis,

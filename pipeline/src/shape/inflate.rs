@@ -4,7 +4,7 @@
 //! `f = (κ²·d·(2R − d) − z²) / 2R` on the same (R+1)³ grid over [-1.01, 1.01]³ that Hunyuan3D-2
 //! decodes, then meshed by the shared marching cubes. A disk therefore inflates to a sphere.
 
-use orfeas_vocab::{Engine, ShapeStep};
+use orfeas_vocab::{Engine, Step};
 
 use super::engine::{GeneratedShape, ShapeEngine, ShapeRequest, ViewFrame};
 use super::mc::{Volume, marching_cubes_until};
@@ -37,17 +37,16 @@ fn inflate_one(req: &ShapeRequest<'_>) -> Result<GeneratedShape, ShapeError> {
         return Err(ShapeError::Stopped);
     }
     let volume = {
-        let span = step_span(ShapeStep::VolumeDecoding, &req.span);
+        let span = step_span(Step::VolumeDecoding, &req.span);
         span.record("resolution", res);
         span.record("batch", 1);
         span.in_scope(|| occupancy_volume(req.image, res, kappa))?
     };
-    req.control.progress(ShapeStep::VolumeDecoding, 1, 1);
-    let mut mesh = step_span(ShapeStep::SurfaceExtraction, &req.span)
+    req.control.progress(Step::VolumeDecoding, 1, 1);
+    let mut mesh = step_span(Step::SurfaceExtraction, &req.span)
         .in_scope(|| {
             marching_cubes_until(&volume, 0.0, |layer, layers| {
-                req.control
-                    .progress(ShapeStep::SurfaceExtraction, layer, layers);
+                req.control.progress(Step::SurfaceExtraction, layer, layers);
                 !req.control.should_stop()
             })
         })

@@ -5,6 +5,8 @@
 //!   cosine weighting and merge), and what neither saw is inpainted ([`fill`]). Vertex colours
 //!   sampled from the texture come along for PLY.
 //! - `vertex`: colours per vertex, projected along the view axis ([`colorize`]).
+//! - `paint`: Hunyuan3D-Paint's diffusion models generate six views, baked the same way
+//!   ([`paint`]).
 //!
 //! The rasterizer ([`raster`]) and the orthographic views ([`camera`]) are what the multiview
 //! texture model's conditioning renders and bake need as well. Rasterization runs where the
@@ -15,6 +17,7 @@ pub mod bake;
 pub mod camera;
 mod fill;
 pub mod inpaint;
+pub mod paint;
 pub mod raster;
 pub mod render;
 mod source;

@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orfeas_vocab::{
-    JobEvent, JobEventData, JobEventKind, JobId, ShapeStep, Stage, overall_percent,
-};
+use orfeas_vocab::{JobEvent, JobEventData, JobEventKind, JobId, Stage, Step, overall_percent};
 use sqlx::Row;
 
 use super::{Db, DbError};
@@ -98,7 +96,7 @@ impl Db {
         id: JobId,
         attempt: i32,
         stage: Stage,
-        step: Option<(ShapeStep, u32, u32)>,
+        step: Option<(Step, u32, u32)>,
     ) -> Result<(), DbError> {
         let percent = overall_percent(stage, step);
         let event = JobEventData::Progress {

@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
-use orfeas_vocab::{Device, Dtype, Engine, ShapeStep, VolumeDecoding};
+use orfeas_vocab::{Device, Dtype, Engine, Step, VolumeDecoding};
 
 use super::config::CheckpointKind;
 use super::nn::select_rows;
 use super::sampler::{Guidance, denoise, plan, seeded_noise};
 use super::volume::{VolumeOptions, decode_dense, decode_hierarchical};
 use super::{ModelError, SchedulerConfig, ShapeModel};
-use crate::error::ShapeError;
+use crate::error::{ShapeError, is_out_of_memory, panic_message};
 use crate::shape::engine::{GeneratedShape, ShapeEngine, ShapeRequest, ViewFrame, all_stopped};
 use crate::shape::mc::marching_cubes_until;
 use crate::stage::step_span;
@@ -166,7 +166,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
         let spans: Vec<_> = reqs
             .iter()
             .map(|r| {
-                let span = step_span(ShapeStep::Denoising, &r.span);
+                let span = step_span(Step::Denoising, &r.span);
                 span.record("steps", steps.len());
                 span.record("batch", reqs.len());
                 span
@@ -180,7 +180,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
             guidance,
             |done, total| {
                 for r in reqs {
-                    r.control.progress(ShapeStep::Denoising, done, total);
+                    r.control.progress(Step::Denoising, done, total);
                 }
                 !all_stopped(reqs.iter().copied())
             },
@@ -250,7 +250,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
             let spans: Vec<_> = valid
                 .iter()
                 .map(|&i| {
-                    let span = step_span(ShapeStep::Conditioning, &batch[i].span);
+                    let span = step_span(Step::Conditioning, &batch[i].span);
                     span.record("batch", valid.len());
                     span
                 })
@@ -265,7 +265,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 .map_err(engine_error)?;
             drop(spans);
             for &i in valid {
-                batch[i].control.progress(ShapeStep::Conditioning, 1, 1);
+                batch[i].control.progress(Step::Conditioning, 1, 1);
             }
             tokens
         };
@@ -325,7 +325,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                 let spans: Vec<_> = members
                     .iter()
                     .map(|&p| {
-                        let span = step_span(ShapeStep::VolumeDecoding, &batch[valid[p]].span);
+                        let span = step_span(Step::VolumeDecoding, &batch[valid[p]].span);
                         span.record("resolution", res);
                         span.record("batch", members.len());
                         span
@@ -339,7 +339,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                     members.iter().map(|&p| &batch[valid[p]]).collect();
                 let keep_going = |done: usize, chunks: usize| {
                     for r in &group_reqs {
-                        r.control.progress(ShapeStep::VolumeDecoding, done, chunks);
+                        r.control.progress(Step::VolumeDecoding, done, chunks);
                     }
                     !all_stopped(group_reqs.iter().copied())
                 };
@@ -364,7 +364,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
             };
             for (&p, volume) in members.iter().zip(volumes) {
                 let req = &batch[valid[p]];
-                let _span = step_span(ShapeStep::SurfaceExtraction, &req.span).entered();
+                let _span = step_span(Step::SurfaceExtraction, &req.span).entered();
                 let mut volume = volume;
                 if self.settings.close_at_box {
                     close_at_box(&mut volume);
@@ -374,8 +374,7 @@ impl<B: Backend> Hunyuan3dEngine<B> {
                     continue;
                 }
                 let Some(mut mesh) = marching_cubes_until(&volume, 0.0, |layer, layers| {
-                    req.control
-                        .progress(ShapeStep::SurfaceExtraction, layer, layers);
+                    req.control.progress(Step::SurfaceExtraction, layer, layers);
                     !req.control.should_stop()
                 }) else {
                     out[p] = Some(Err(ShapeError::Stopped));
@@ -425,16 +424,8 @@ fn close_at_box(vol: &mut crate::shape::mc::Volume) {
 }
 
 fn panic_error(panic: &(dyn std::any::Any + Send)) -> ShapeError {
-    let msg = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into());
-    let lower = msg.to_lowercase();
-    if lower.contains("out of memory")
-        || lower.contains("outofmemory")
-        || lower.contains("out_of_memory")
-    {
+    let msg = panic_message(panic);
+    if is_out_of_memory(&msg) {
         ShapeError::OutOfMemory { detail: msg }
     } else {
         engine_error(format!("the model failed: {msg}"))
