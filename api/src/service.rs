@@ -13,7 +13,7 @@ use orfeas_shared::db::{
 use orfeas_shared::metrics::ApiMetrics;
 use orfeas_shared::queue::Publisher;
 use orfeas_shared::storage;
-use orfeas_vocab::{Artifact, Engine, ErrorCode, JobId, JobMessage, JobStatus};
+use orfeas_vocab::{Artifact, Engine, ErrorCode, JobId, JobMessage, JobStatus, TextureMode};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::auth::Principal;
@@ -43,6 +43,8 @@ pub struct Page {
 pub struct Admission {
     /// Engines clients may ask for (`api.engines`).
     pub engines: Vec<Engine>,
+    /// Texture modes clients may ask for (`api.texture_modes`).
+    pub texture_modes: Vec<TextureMode>,
     /// More waiting jobs are refused with 429 (`api.max_queued_jobs`).
     pub max_queued_jobs: i64,
     /// How long an Idempotency-Key names its job (`api.idempotency_ttl_s`).
@@ -103,6 +105,19 @@ impl JobsService {
             let enabled: Vec<&str> = self.admission.engines.iter().map(|e| e.as_str()).collect();
             return Err(ApiError::validation(format!(
                 "invalid option `engine`: {engine} is not enabled on this deployment (enabled: {})",
+                enabled.join(", ")
+            )));
+        }
+        let texture = upload.spec.texture;
+        if !self.admission.texture_modes.contains(&texture) {
+            let enabled: Vec<&str> = self
+                .admission
+                .texture_modes
+                .iter()
+                .map(|m| m.as_str())
+                .collect();
+            return Err(ApiError::validation(format!(
+                "invalid option `texture`: {texture} is not enabled on this deployment (enabled: {})",
                 enabled.join(", ")
             )));
         }

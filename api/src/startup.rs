@@ -83,6 +83,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         confirmed,
         admission: Admission {
             engines: config.api.engines.clone(),
+            texture_modes: config.api.texture_modes.clone(),
             max_queued_jobs: config.api.max_queued_jobs,
             idempotency_ttl: config.api.idempotency_ttl,
             webhooks: config

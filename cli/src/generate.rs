@@ -14,6 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orfeas_pipeline::image::ImageLimits;
 use orfeas_pipeline::segmentation::load_segmenter;
 use orfeas_pipeline::shape::{EngineSpec, load_engine};
+use orfeas_pipeline::texture::paint::{PaintSettings, PainterSpec, load_painter};
 use orfeas_pipeline::texture::raster::rasterizer_for;
 use orfeas_pipeline::{BatchItem, ItemReport, JobOptions, Pipeline, ProgressObserver, Stage};
 use orfeas_vocab::options::defaults;
@@ -86,10 +87,25 @@ pub struct GenerateArgs {
     /// by the weights-free method.
     #[arg(long, value_name = "FILE")]
     pub segmentation_weights: Option<PathBuf>,
-    /// Texture: uv (a UV atlas and a baked texture), vertex (vertex colours) or none.
+    /// Hunyuan3D-Paint's multiview folder (`hunyuan3d-paint-v2-0` or `-turbo`), for `--texture
+    /// paint`; needs `--delight-weights`.
+    #[arg(long, value_name = "DIR", requires = "delight_weights")]
+    pub paint_weights: Option<PathBuf>,
+    /// Hunyuan3D-Paint's delight folder (`hunyuan3d-delight-v2-0`), for `--texture paint`.
+    #[arg(long, value_name = "DIR", requires = "paint_weights")]
+    pub delight_weights: Option<PathBuf>,
+    /// The paint models' image side (the released models: 512).
+    #[arg(long, default_value_t = PaintSettings::REFERENCE.view_size)]
+    pub paint_view_size: usize,
+    /// The side `--texture paint` renders its control maps at and bakes its views from.
+    #[arg(long, default_value_t = PaintSettings::REFERENCE.render_size)]
+    pub paint_render_size: usize,
+    /// Texture: uv (a UV atlas and a texture baked from the image), paint (a UV texture baked from
+    /// six views Hunyuan3D-Paint generates; needs --paint-weights and --delight-weights), vertex
+    /// (vertex colours) or none.
     #[arg(long, default_value_t = TextureMode::default(), conflicts_with = "no_texture")]
     pub texture: TextureMode,
-    /// Side of the baked texture in texels (256–4096; `--texture uv`).
+    /// Side of the baked texture in texels (256–4096; `--texture uv` or `paint`).
     #[arg(long, default_value_t = defaults::TEXTURE_SIZE)]
     pub texture_size: u32,
     /// Skip texture synthesis (the same as `--texture none`).
@@ -231,6 +247,20 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<GenerateSummary> {
         let segmenter = load_segmenter(path, args.device)
             .map_err(|e| anyhow::anyhow!("loading the segmentation weights: {e}"))?;
         pipeline = pipeline.with_segmenter(segmenter);
+    }
+    if let (Some(paint), Some(delight)) = (&args.paint_weights, &args.delight_weights) {
+        let painter = load_painter(&PainterSpec {
+            paint: paint.clone(),
+            delight: delight.clone(),
+            device: args.device,
+            dtype: args.dtype,
+            view_size: args.paint_view_size,
+            render_size: args.paint_render_size,
+        })
+        .map_err(|e| anyhow::anyhow!("loading the paint models: {e}"))?;
+        pipeline = pipeline.with_painter(painter);
+    } else if opts.texture == TextureMode::Paint {
+        anyhow::bail!("--texture paint needs --paint-weights DIR and --delight-weights DIR");
     }
     pipeline = pipeline.with_rasterizer(rasterizer_for(args.device));
     let stems = output_stems(&args.images);

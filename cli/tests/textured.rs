@@ -216,3 +216,42 @@ fn the_default_face_budget_applies_unless_every_face_is_asked_for() {
     let every = all.reports[0].result.as_ref().expect("ok").stats.faces;
     assert!(every > 100_000, "{every} faces when every face is kept");
 }
+
+/// `--texture paint` on the tiny seeded Hunyuan3D-Paint models (64² views, 128² renders): a
+/// textured GLB and OBJ that the validators accept; without the models, a clear refusal.
+#[test]
+fn texture_paint_runs_the_paint_models_and_refuses_without_them() {
+    let dir = out_dir("paint");
+    let input = halves(&dir);
+    let models = repo().join("pipeline/tests/fixtures/paint_pipeline");
+    let mut a = GenerateArgs {
+        format: vec![MeshFormat::Glb, MeshFormat::Obj],
+        texture: TextureMode::Paint,
+        texture_size: 256,
+        ..generate_args::args(vec![input.clone()], dir.join("out"))
+    };
+    let e = run(&a).expect_err("no paint models");
+    assert!(e.to_string().contains("--paint-weights"), "{e}");
+    a.paint_weights = Some(models.join("multiview"));
+    a.delight_weights = Some(models.join("delight"));
+    a.paint_view_size = 64;
+    a.paint_render_size = 128;
+    let summary = run(&a).expect("generate");
+    let output = summary.reports[0].result.as_ref().expect("ok");
+    let texture = output.texture.expect("an atlas report");
+    assert!(texture.charts >= 1 && texture.seen > 0.3, "{texture:?}");
+    let names: Vec<String> = summary
+        .written
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "halves.glb",
+        "halves.obj",
+        "halves.mtl",
+        "halves.texture.png",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    validate(&summary.written);
+}

@@ -105,7 +105,7 @@ impl ErrorCode {
             EngineFailure => (
                 500,
                 T,
-                "a model (shape engine or segmentation) failed; retried",
+                "a model (shape engine, segmentation or paint) failed; retried",
             ),
             OutOfMemory => (
                 503,
@@ -115,7 +115,7 @@ impl ErrorCode {
             EngineUnavailable => (
                 422,
                 P,
-                "the job reached a worker that runs another shape engine (misrouted message)",
+                "the job reached a worker that runs another shape engine (misrouted message), or asked for `paint` on a worker without the paint models",
             ),
             InsufficientMemory => (
                 422,

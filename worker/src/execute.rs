@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use object_store::ObjectStoreExt;
-use orfeas_pipeline::error::ShapeError;
-use orfeas_pipeline::{JobOptions, PipelineError, Stage};
+use orfeas_pipeline::{JobOptions, Stage};
 use orfeas_shared::db::{JobEnd, MemoryFigure, StageRecord, StartOutcome, StoredOutput};
 use orfeas_shared::{storage, telemetry};
 use orfeas_vocab::{ErrorCode, JobStatus};
@@ -321,10 +320,10 @@ impl Worker {
         let stages = self.stage_records(w, &ran);
         let output = match ran.report.result {
             Ok(o) => o,
-            Err(PipelineError::Shape(ShapeError::OutOfMemory { detail })) => {
+            Err(e) if e.is_out_of_memory() => {
                 return Err(Failure::permanent(
                     ErrorCode::InsufficientMemory,
-                    format!("the job does not fit on this worker's device even alone: {detail}"),
+                    format!("the job does not fit on this worker's device even alone: {e}"),
                 ));
             }
             Err(_) if ran.timed_out => {

@@ -65,10 +65,10 @@ pub struct Ran {
 
 impl Ran {
     fn is_oom(&self) -> bool {
-        matches!(
-            self.report.result,
-            Err(PipelineError::Shape(ShapeError::OutOfMemory { .. }))
-        )
+        self.report
+            .result
+            .as_ref()
+            .is_err_and(PipelineError::is_out_of_memory)
     }
 
     /// This job's share of the peak: the largest per-stage growth, the batch stage divided

@@ -10,6 +10,7 @@ use orfeas_pipeline::Pipeline;
 use orfeas_pipeline::image::ImageLimits;
 use orfeas_pipeline::segmentation::{Segmenter, load_segmenter};
 use orfeas_pipeline::shape::{EngineLoadError, EngineSpec, load_engine};
+use orfeas_pipeline::texture::paint::{Painter, PainterSpec, load_painter};
 use orfeas_pipeline::texture::raster::rasterizer_for;
 use orfeas_shared::db::Db;
 use orfeas_shared::metrics::WorkerMetrics;
@@ -88,6 +89,34 @@ pub fn build_segmenter(config: &Config) -> Result<Option<Box<dyn Segmenter>>, St
     Ok(Some(segmenter))
 }
 
+/// The paint engine `worker.paint_weights` and `worker.delight_weights` name, loaded once on the
+/// worker's device; folders that do not load are a start-up error, never a per-job one.
+pub fn build_painter(config: &Config) -> Result<Option<Box<dyn Painter>>, StartError> {
+    let w = &config.worker;
+    let (Some(paint), Some(delight)) = (&w.paint_weights, &w.delight_weights) else {
+        return Ok(None);
+    };
+    let started = std::time::Instant::now();
+    let spec = PainterSpec {
+        paint: paint.clone(),
+        delight: delight.clone(),
+        device: w.device,
+        dtype: w.dtype,
+        view_size: w.paint_view_size,
+        render_size: w.paint_render_size,
+    };
+    let painter = load_painter(&spec).map_err(|e| {
+        StartError::Model(format!(
+            "worker.paint_weights = {} / worker.delight_weights = {}: {e}",
+            paint.display(),
+            delight.display()
+        ))
+    })?;
+    tracing::info!(paint = %paint.display(), delight = %delight.display(), device = %w.device,
+        load_s = started.elapsed().as_secs_f64(), "paint models loaded");
+    Ok(Some(painter))
+}
+
 impl Worker {
     pub async fn new(config: Config) -> Result<Arc<Worker>, StartError> {
         let db = Db::connect_lazy(&config.database.url, config.database.max_connections)?;
@@ -98,6 +127,9 @@ impl Worker {
         let mut pipeline = Pipeline::new(build_engine(&config)?, ImageLimits::default());
         if let Some(segmenter) = build_segmenter(&config)? {
             pipeline = pipeline.with_segmenter(segmenter);
+        }
+        if let Some(painter) = build_painter(&config)? {
+            pipeline = pipeline.with_painter(painter);
         }
         pipeline = pipeline.with_rasterizer(rasterizer_for(w.device));
         let pipeline = Arc::new(pipeline);

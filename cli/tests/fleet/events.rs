@@ -15,14 +15,19 @@ const T: Duration = Duration::from_secs(60);
 
 /// One SSE message: id, event name, data as JSON.
 #[derive(Debug, Clone)]
-struct Msg {
-    id: String,
-    event: String,
-    data: Value,
+pub(crate) struct Msg {
+    pub(crate) id: String,
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 /// Reads an SSE stream until the server closes it (panics after `T`); `take`: stop early.
-async fn read_sse(api: &Api, path: &str, last_id: Option<&str>, take: Option<usize>) -> Vec<Msg> {
+pub(crate) async fn read_sse(
+    api: &Api,
+    path: &str,
+    last_id: Option<&str>,
+    take: Option<usize>,
+) -> Vec<Msg> {
     let mut req = api.client.get(api.url(path));
     if let Some(id) = last_id {
         req = req.header("Last-Event-ID", id);

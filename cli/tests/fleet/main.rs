@@ -19,6 +19,7 @@ mod failures;
 mod lifecycle;
 mod loadtest;
 mod operator;
+mod paint;
 mod probes;
 mod retention;
 mod segmentation;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use orfeas_vocab::Engine;
+use orfeas_vocab::{Engine, TextureMode};
 use serde::Deserialize;
 
 use super::values::{millis, off_or, seconds};
@@ -23,6 +23,9 @@ pub struct ApiConfig {
     /// Engines clients may ask for; each has its own queue, consumed by the workers configured
     /// with that `worker.engine`.
     pub engines: Vec<Engine>,
+    /// Texture modes clients may ask for: `paint` only where every worker has the paint models
+    /// (`worker.paint_weights`), so a job never reaches a worker that cannot run it.
+    pub texture_modes: Vec<TextureMode>,
     /// How often the reaper looks for running jobs whose worker's lease expired.
     #[serde(rename = "reaper_interval_ms", with = "millis")]
     pub reaper_interval: Duration,
@@ -90,6 +93,7 @@ impl Default for ApiConfig {
             max_queued_jobs: 10_000,
             outbox_interval: Duration::from_secs(1),
             engines: vec![Engine::Inflate],
+            texture_modes: vec![TextureMode::None, TextureMode::Vertex, TextureMode::Uv],
             reaper_interval: Duration::from_secs(5),
             requeue_stale_after: Duration::from_secs(900),
             header_timeout: Duration::from_secs(10),

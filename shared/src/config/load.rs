@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use orfeas_vocab::TextureMode;
+
 use super::{Config, ConfigError, invalid};
 
 impl Config {
@@ -124,6 +126,18 @@ impl Config {
         if self.api.engines.is_empty() {
             return Err(invalid("api.engines", "must name at least one engine"));
         }
+        if !self.api.texture_modes.contains(&TextureMode::default()) {
+            return Err(invalid(
+                "api.texture_modes",
+                "must include the default mode `uv` (jobs that do not name a mode get it)",
+            ));
+        }
+        if w.paint_weights.is_some() != w.delight_weights.is_some() {
+            return Err(invalid(
+                "worker.paint_weights",
+                "worker.paint_weights and worker.delight_weights go together (the paint engine needs both models)",
+            ));
+        }
         Ok(())
     }
 
@@ -233,12 +247,24 @@ mod tests {
                 ("ORFEAS__WORKER__OVERFLOW_QUEUE", "big"),
                 ("ORFEAS__WORKER__JOB_TIMEOUT_S", "60"),
                 ("ORFEAS__WORKER__MEMORY_LIMIT_BYTES", "0"),
+                ("ORFEAS__API__TEXTURE_MODES", r#"["uv", "paint"]"#),
+                ("ORFEAS__WORKER__PAINT_WEIGHTS", "/m/paint"),
+                ("ORFEAS__WORKER__DELIGHT_WEIGHTS", "/m/delight"),
                 ("UNRELATED", "1"),
             ]),
         )
         .expect("valid");
         assert_eq!(c.api.max_upload_bytes, 2000);
         assert_eq!(c.api.engines, vec![Engine::Inflate, Engine::Hunyuan3d]);
+        assert_eq!(
+            c.api.texture_modes,
+            vec![TextureMode::Uv, TextureMode::Paint]
+        );
+        assert_eq!(
+            c.worker.paint_weights.as_deref(),
+            Some(Path::new("/m/paint"))
+        );
+        assert_eq!(c.worker.paint_view_size, 512);
         assert_eq!(c.worker.device, Device::Cuda(0));
         assert_eq!(c.worker.dtype, Dtype::Bf16);
         assert_eq!(c.worker.metrics_listen, None, "empty means off");
@@ -295,6 +321,16 @@ mod tests {
                 "worker.heartbeat_ttl_ms",
             ),
             ("ORFEAS__API__LISTEN", "localhost", "api.listen"),
+            (
+                "ORFEAS__API__TEXTURE_MODES",
+                r#"["paint"]"#,
+                "api.texture_modes",
+            ),
+            (
+                "ORFEAS__WORKER__PAINT_WEIGHTS",
+                "/models/hunyuan3d-paint-v2-0",
+                "worker.paint_weights",
+            ),
         ];
         for (var, value, key) in cases {
             let err = Config::load(None, env(&[(var, value)])).expect_err(var);

@@ -241,6 +241,17 @@ pub struct WorkerConfig {
     /// by the weights-free method.
     #[serde(deserialize_with = "off_or")]
     pub segmentation_weights: Option<PathBuf>,
+    /// Hunyuan3D-Paint's multiview folder (`hunyuan3d-paint-v2-0` or `-turbo`) for `texture:
+    /// paint` jobs, loaded once at start-up on `device` with `delight_weights`; both or neither.
+    #[serde(deserialize_with = "off_or")]
+    pub paint_weights: Option<PathBuf>,
+    /// Hunyuan3D-Paint's delight folder (`hunyuan3d-delight-v2-0`).
+    #[serde(deserialize_with = "off_or")]
+    pub delight_weights: Option<PathBuf>,
+    /// The paint models' image side (512 for the released models).
+    pub paint_view_size: usize,
+    /// The side the paint engine renders its control maps at and bakes its views from.
+    pub paint_render_size: usize,
     pub volume_decoding: VolumeDecoding,
     /// Compute dtype (half precision on CUDA only).
     pub dtype: Dtype,
@@ -306,6 +317,10 @@ impl Default for WorkerConfig {
             engine: Engine::Inflate,
             weights: None,
             segmentation_weights: None,
+            paint_weights: None,
+            delight_weights: None,
+            paint_view_size: 512,
+            paint_render_size: 2048,
             volume_decoding: VolumeDecoding::Hierarchical,
             dtype: Dtype::F32,
         }

@@ -62,12 +62,15 @@ impl fmt::Debug for Config {
             .field("storage", &self.storage)
             .field("api.listen", &self.api.listen)
             .field("api.engines", &self.api.engines)
+            .field("api.texture_modes", &self.api.texture_modes)
             .field("worker.id", &w.id)
             .field("worker.engine", &w.engine)
             .field("worker.device", &w.device)
             .field("worker.dtype", &w.dtype)
             .field("worker.weights", &w.weights)
             .field("worker.segmentation_weights", &w.segmentation_weights)
+            .field("worker.paint_weights", &w.paint_weights)
+            .field("worker.delight_weights", &w.delight_weights)
             .field(
                 "telemetry.otlp_endpoint",
                 &self.telemetry.otlp_endpoint.as_deref().map(redact_url),
