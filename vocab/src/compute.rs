@@ -26,6 +26,47 @@ impl Engine {
     }
 }
 
+/// What the batch optimizer learns memory figures for: a shape engine's `shape_generation`, or
+/// the `paint` texture engine's `texture_synthesis` (a batch stage of its own, whose models and
+/// activations have nothing to do with the shape engine's). Named by the engine's name, or
+/// `paint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Workload {
+    Shape(Engine),
+    Paint,
+}
+
+impl Workload {
+    const PAINT: &'static str = "paint";
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Workload::Shape(e) => e.as_str(),
+            Workload::Paint => Self::PAINT,
+        }
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Workload {
+    type Err = crate::UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case(Self::PAINT) {
+            return Ok(Workload::Paint);
+        }
+        s.parse().map(Workload::Shape)
+    }
+}
+
+#[cfg(feature = "sqlx")]
+crate::names::sql_name!(text Workload);
+
 named_enum! {
     /// The dtype a model computes in.
     pub enum Dtype: "dtype" {
@@ -125,6 +166,22 @@ impl utoipa::ToSchema for Device {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn workloads_are_named_by_engine_or_paint() {
+        for w in [
+            Workload::Shape(Engine::Inflate),
+            Workload::Shape(Engine::Hunyuan3d),
+            Workload::Paint,
+        ] {
+            assert_eq!(w.to_string().parse::<Workload>(), Ok(w));
+        }
+        assert!(
+            Engine::ALL.iter().all(|e| e.as_str() != "paint"),
+            "no engine may be called paint"
+        );
+        assert!("magic".parse::<Workload>().is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -25,7 +25,7 @@ pub mod webhook;
 pub mod weights;
 
 pub use artifact::{Artifact, MeshFormat};
-pub use compute::{Device, Dtype, Engine, UnknownDevice, VolumeDecoding};
+pub use compute::{Device, Dtype, Engine, UnknownDevice, VolumeDecoding, Workload};
 pub use error_code::{ErrorCode, RetryClass};
 pub use event::{JobEvent, JobEventData, JobEventKind, overall_percent};
 pub use job::{JobId, JobStatus};

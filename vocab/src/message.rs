@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Engine, JobId, JobSpec};
+use crate::{Engine, JobId, JobSpec, TextureMode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobMessage {
@@ -19,6 +19,9 @@ pub struct JobMessage {
     pub octree_resolution: u32,
     pub num_chunks: u32,
     pub steps: Option<u32>,
+    /// How the job is textured: `paint` jobs batch among themselves and their memory is learned
+    /// apart (messages written before the field read as the default mode).
+    pub texture: TextureMode,
 }
 
 /// A message this process cannot read.
@@ -69,6 +72,9 @@ struct V2 {
     octree_resolution: u32,
     num_chunks: u32,
     steps: Option<u32>,
+    /// Added within version 2: older writers leave it out, older readers ignore it.
+    #[serde(default)]
+    texture: TextureMode,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +101,7 @@ impl JobMessage {
             octree_resolution: spec.octree_resolution,
             num_chunks: spec.num_chunks,
             steps: spec.steps,
+            texture: spec.texture,
         }
     }
 
@@ -108,6 +115,7 @@ impl JobMessage {
             octree_resolution: self.octree_resolution,
             num_chunks: self.num_chunks,
             steps: self.steps,
+            texture: self.texture,
         };
         // Serializing plain fields of known types cannot fail.
         serde_json::to_vec(&wire).unwrap_or_default()
@@ -128,6 +136,7 @@ impl JobMessage {
                     octree_resolution: m.octree_resolution,
                     num_chunks: m.num_chunks,
                     steps: Some(m.steps),
+                    texture: TextureMode::default(),
                 }
             }
             2 => serde_json::from_slice(bytes).map_err(malformed)?,
@@ -147,6 +156,7 @@ impl JobMessage {
             octree_resolution: wire.octree_resolution,
             num_chunks: wire.num_chunks,
             steps: wire.steps,
+            texture: wire.texture,
         })
     }
 }
@@ -163,6 +173,7 @@ mod tests {
             octree_resolution: 384,
             num_chunks: 8000,
             steps: None,
+            texture: TextureMode::Paint,
         }
     }
 
@@ -187,6 +198,15 @@ mod tests {
         assert_eq!(m.job_id, id);
         assert_eq!(m.engine, Engine::Inflate);
         assert_eq!(m.steps, Some(50));
+        assert_eq!(m.texture, TextureMode::Uv);
+        // A version-2 message from before the texture field.
+        let v2 = format!(
+            r#"{{"version":2,"job_id":"{id}","priority":0,"engine":"inflate","octree_resolution":256,"num_chunks":8000,"steps":null}}"#
+        );
+        assert_eq!(
+            JobMessage::decode(v2.as_bytes()).map(|m| m.texture),
+            Ok(TextureMode::Uv)
+        );
     }
 
     #[test]

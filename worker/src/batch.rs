@@ -66,7 +66,7 @@ pub async fn assemble(
 
 #[cfg(test)]
 mod tests {
-    use orfeas_vocab::{Engine, JobId, JobMessage};
+    use orfeas_vocab::{Engine, JobId, JobMessage, TextureMode};
 
     use super::*;
     use crate::broker::fake::{Event, FakeBroker};
@@ -81,6 +81,7 @@ mod tests {
             octree_resolution: resolution,
             num_chunks: 8000,
             steps: None,
+            texture: TextureMode::default(),
         }
         .encode()
     }

@@ -370,7 +370,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use lapin::types::FieldTable;
-    use orfeas_vocab::{Engine, JobMessage, MessageError};
+    use orfeas_vocab::{Engine, JobMessage, MessageError, TextureMode};
 
     use super::*;
     use crate::broker::fake::{Event, FakeBroker};
@@ -514,6 +514,7 @@ mod tests {
             octree_resolution: 128,
             num_chunks: 8000,
             steps: None,
+            texture: TextureMode::default(),
         }
         .encode();
         let mut m = b.message(body.clone());

@@ -12,7 +12,7 @@ use object_store::ObjectStoreExt;
 use orfeas_pipeline::{JobOptions, Stage};
 use orfeas_shared::db::{JobEnd, MemoryFigure, StageRecord, StartOutcome, StoredOutput};
 use orfeas_shared::{storage, telemetry};
-use orfeas_vocab::{ErrorCode, JobStatus};
+use orfeas_vocab::{ErrorCode, JobStatus, Workload};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -21,7 +21,7 @@ use crate::disposition::{Disposition, Held, send};
 use crate::executor::{self, Ran, Work};
 use crate::failure::Failure;
 use crate::heartbeat::InHand;
-use crate::optimizer::{Decision, JobShape};
+use crate::optimizer::{self, Decision, JobShape, Learned, ModelKey};
 use crate::startup::Worker;
 
 /// A job whose attempt started, with its message and scheduling priority.
@@ -131,12 +131,14 @@ impl Worker {
         self.metrics.in_flight.set(work.len() as i64);
         let span = tracing::info_span!("batch", worker = %self.id, batch_size = work.len());
         let mut ooms = Vec::new();
-        let ran =
-            executor::run_with_splits(self.pipeline.clone(), Some(self.events()), &work, |n| {
-                ooms.push(n)
-            })
-            .instrument(span)
-            .await;
+        let ran = executor::run_with_splits(
+            self.pipeline.clone(),
+            Some(self.events()),
+            &work,
+            |n, stage| ooms.push((n, stage)),
+        )
+        .instrument(span)
+        .await;
         if let Some((shape, decision)) = &plan {
             self.learn(shape, decision, &ran, &ooms).await;
         }
@@ -397,24 +399,51 @@ impl Worker {
             .collect()
     }
 
-    /// Feeds the batch's measured peaks (or its out-of-memory splits) to the memory model and
-    /// persists the figure.
-    async fn learn(&self, shape: &JobShape, decision: &Decision, ran: &[Ran], ooms: &[usize]) {
+    /// Feeds the batch's measured peaks (or its out-of-memory splits) to the memory model, each
+    /// workload's (shape engine, paint) apart, and persists the figures.
+    async fn learn(
+        &self,
+        shape: &JobShape,
+        decision: &Decision,
+        ran: &[Ran],
+        ooms: &[(usize, Stage)],
+    ) {
         let device = self.config.worker.device;
-        let entry = self.memory.lock().ok().and_then(|mut model| {
-            if let Some(&n) = ooms.iter().max() {
-                Some(model.after_oom(shape, device, decision.budget_bytes, n))
-            } else {
-                ran.iter()
-                    .filter_map(Ran::peak_per_job)
-                    .max()
-                    .filter(|&p| p > 0)
-                    .map(|p| model.observe(shape, device, p))
-            }
-        });
-        if let Some(((engine, bucket, device), learned)) = entry {
+        let entries: Vec<(ModelKey, Learned)> = self
+            .memory
+            .lock()
+            .map(|mut model| {
+                optimizer::workloads(shape)
+                    .into_iter()
+                    .filter_map(|workload| {
+                        let ran_out = ooms
+                            .iter()
+                            .filter(|(_, stage)| {
+                                (*stage == Stage::TextureSynthesis) == (workload == Workload::Paint)
+                            })
+                            .map(|&(n, _)| n)
+                            .max();
+                        if let Some(n) = ran_out {
+                            return Some(model.after_oom_of(
+                                workload,
+                                shape,
+                                device,
+                                decision.budget_bytes,
+                                n,
+                            ));
+                        }
+                        ran.iter()
+                            .filter_map(|r| r.peak_per_job(workload, shape.paint))
+                            .max()
+                            .filter(|&p| p > 0)
+                            .map(|p| model.observe_of(workload, shape, device, p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for ((workload, bucket, device), learned) in entries {
             let figure = MemoryFigure {
-                engine,
+                workload,
                 resolution_bucket: i32::try_from(bucket).unwrap_or(i32::MAX),
                 device,
                 bytes_per_job: i64::try_from(learned.bytes_per_job).unwrap_or(i64::MAX),

@@ -15,7 +15,7 @@ use orfeas_pipeline::{
     BatchItem, Control, ItemReport, JobOptions, Pipeline, PipelineError, ProgressObserver, Stage,
 };
 use orfeas_shared::db::Db;
-use orfeas_vocab::{Engine, JobId};
+use orfeas_vocab::{Engine, JobId, Workload};
 use tokio::runtime::Handle;
 
 use crate::optimizer::probe;
@@ -71,22 +71,32 @@ impl Ran {
             .is_err_and(PipelineError::is_out_of_memory)
     }
 
-    /// This job's share of the peak: the largest per-stage growth, the batch stage divided
-    /// among the batch.
-    pub fn peak_per_job(&self) -> Option<u64> {
+    /// This job's share of the peak in `workload`'s stages: the largest per-stage growth, batch
+    /// stages divided among the batch. `paint`'s stage is `texture_synthesis` (batched); a shape
+    /// workload's are the others, and `texture_synthesis` too when the job was not painted.
+    pub fn peak_per_job(&self, workload: Workload, painted: bool) -> Option<u64> {
         let n = self.report.batch_size.max(1) as u64;
         Stage::ALL
             .iter()
+            .filter(|&&s| match workload {
+                Workload::Paint => s == Stage::TextureSynthesis,
+                Workload::Shape(_) => !(painted && s == Stage::TextureSynthesis),
+            })
             .filter_map(|&s| {
                 self.stage_peak_bytes[s.index()].map(|b| {
-                    if s == Stage::ShapeGeneration {
-                        b / n
-                    } else {
-                        b
-                    }
+                    let batched =
+                        s == Stage::ShapeGeneration || (painted && s == Stage::TextureSynthesis);
+                    if batched { b / n } else { b }
                 })
             })
             .max()
+    }
+
+    /// The stage whose device ran out of memory, when it did.
+    pub fn oom_stage(&self) -> Option<Stage> {
+        self.is_oom()
+            .then(|| self.report.result.as_ref().err().map(|e| e.stage()))
+            .flatten()
     }
 }
 
@@ -240,12 +250,13 @@ pub async fn run_batch(pipeline: Arc<Pipeline>, events: Option<Events>, work: &[
 
 /// Runs the batch, and when the device runs out of memory for all of it, splits it in halves and
 /// runs those (recursively) — an OOM is not a job failure. A single job that still does not fit
-/// keeps its out-of-memory result. `on_oom(batch_len)` is told of every split.
+/// keeps its out-of-memory result. `on_oom(batch_len, stage)` is told of every split and the
+/// stage that ran out.
 pub async fn run_with_splits(
     pipeline: Arc<Pipeline>,
     events: Option<Events>,
     work: &[Work],
-    mut on_oom: impl FnMut(usize),
+    mut on_oom: impl FnMut(usize, Stage),
 ) -> Vec<Ran> {
     let mut results: Vec<Option<Ran>> = (0..work.len()).map(|_| None).collect();
     let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
@@ -253,7 +264,10 @@ pub async fn run_with_splits(
     while let Some(range) = pending.pop() {
         let ran = run_batch(pipeline.clone(), events.clone(), &work[range.clone()]).await;
         if range.len() > 1 && ran.iter().all(Ran::is_oom) {
-            on_oom(range.len());
+            on_oom(
+                range.len(),
+                ran[0].oom_stage().unwrap_or(Stage::ShapeGeneration),
+            );
             let mid = range.start + range.len() / 2;
             pending.push(mid..range.end);
             pending.push(range.start..mid);
@@ -324,7 +338,7 @@ mod tests {
             ImageLimits::default(),
         ));
         let mut splits = Vec::new();
-        let ran = run_with_splits(pipeline, None, &work(7), |n| splits.push(n)).await;
+        let ran = run_with_splits(pipeline, None, &work(7), |n, _| splits.push(n)).await;
         assert_eq!(ran.len(), 7);
         assert!(
             ran.iter().all(|r| r.report.result.is_ok()),
@@ -347,7 +361,7 @@ mod tests {
             ImageLimits::default(),
         ));
         let mut splits = 0;
-        let ran = run_with_splits(pipeline, None, &work(2), |_| splits += 1).await;
+        let ran = run_with_splits(pipeline, None, &work(2), |_, _| splits += 1).await;
         assert_eq!(splits, 1);
         assert!(ran.iter().all(Ran::is_oom));
     }
@@ -381,7 +395,7 @@ mod tests {
             flag.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         let started = Instant::now();
-        let ran = run_with_splits(pipeline, None, &w, |_| {}).await;
+        let ran = run_with_splits(pipeline, None, &w, |_, _| {}).await;
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{:?}",

@@ -138,6 +138,7 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
                         octree_resolution: head_r,
                         num_chunks: 8000,
                         steps: Some(50),
+                        paint: false,
                     };
                     let (per_job, src) = model.estimate(&shape, SIM_DEVICE);
                     let mem = DeviceMemory {
@@ -179,6 +180,7 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
                         octree_resolution: rs[0],
                         num_chunks: 8000,
                         steps: Some(50),
+                        paint: false,
                     };
                     model.after_oom(&shape, SIM_DEVICE, TOTAL - RESIDENT, batch.len());
                     for j in batch.into_iter().rev() {
@@ -198,6 +200,7 @@ pub fn simulate(policy: Policy, arrivals: &[(f64, u32)]) -> SimReport {
                 octree_resolution: rs[0],
                 num_chunks: 8000,
                 steps: Some(50),
+                paint: false,
             };
             model.observe(&shape, SIM_DEVICE, job_mem(rs[0]));
         }

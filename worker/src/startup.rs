@@ -147,7 +147,7 @@ impl Worker {
         let model = MemoryModel::from_entries(learned.into_iter().map(|f| {
             (
                 (
-                    f.engine,
+                    f.workload,
                     u32::try_from(f.resolution_bucket).unwrap_or(0),
                     f.device,
                 ),
@@ -157,6 +157,7 @@ impl Worker {
                 },
             )
         }));
+        let model = model.with_paint_view_size(w.paint_view_size);
         let optimizer = OptimizerConfig {
             target_utilization: w.target_utilization,
             max_batch: w.batch_size,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicGetOptions, BasicNackOptions};
 use orfeas_shared::queue::{self, Topology, policy};
-use orfeas_vocab::{Engine, JobId, JobMessage};
+use orfeas_vocab::{Engine, JobId, JobMessage, TextureMode};
 
 use crate::env::{TestEnv, services_exclusive};
 use crate::fast_reliability;
@@ -72,6 +72,7 @@ async fn the_broker_dead_letters_a_message_past_the_delivery_limit() {
         octree_resolution: 64,
         num_chunks: 8000,
         steps: None,
+        texture: TextureMode::default(),
     };
     queue::publish_confirmed(
         &ch,

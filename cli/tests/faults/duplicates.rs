@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orfeas_vocab::{Engine, JobMessage};
+use orfeas_vocab::{Engine, JobMessage, TextureMode};
 
 use crate::env::{TestEnv, id_of, sample, services_exclusive};
 use crate::fast_reliability;
@@ -42,6 +42,7 @@ async fn duplicate_of_a_running_job(name: &str, deadline_in: Option<Duration>) {
         octree_resolution: 512,
         num_chunks: 8000,
         steps: None,
+        texture: TextureMode::default(),
     };
     env.publish_raw("", &copy.encode()).await;
     let end = api.wait_terminal(&id, T).await;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lapin::options::ConfirmSelectOptions;
 use orfeas_shared::queue::{self, Topology};
-use orfeas_vocab::{Engine, JobId, JobMessage};
+use orfeas_vocab::{Engine, JobId, JobMessage, TextureMode};
 
 use crate::env::{TestEnv, services_exclusive};
 use crate::fast_reliability;
@@ -19,6 +19,7 @@ fn body() -> (JobId, Vec<u8>) {
         octree_resolution: 64,
         num_chunks: 8000,
         steps: None,
+        texture: TextureMode::default(),
     };
     (id, m.encode())
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use orfeas_vocab::{Device, Engine, Stage};
+use orfeas_vocab::{Device, Engine, Stage, Workload};
 
 use crate::env::{TestEnv, id_of, sample, services_shared};
 
@@ -75,7 +75,9 @@ async fn the_optimizer_batches_compatible_jobs_and_learns_their_memory() {
     assert!(
         learned
             .iter()
-            .all(|f| f.engine == Engine::Inflate && f.bytes_per_job > 0 && f.samples >= 1)
+            .all(|f| f.workload == Workload::Shape(Engine::Inflate)
+                && f.bytes_per_job > 0
+                && f.samples >= 1)
     );
     worker.stop().await;
     api.stop().await;

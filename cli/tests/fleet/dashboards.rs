@@ -19,7 +19,7 @@ use futures::StreamExt;
 use orfeas_shared::Config;
 use orfeas_shared::db::MemoryFigure;
 use orfeas_shared::queue::{self, Topology};
-use orfeas_vocab::{Device, Engine};
+use orfeas_vocab::{Device, Engine, Workload};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -206,7 +206,7 @@ impl Fleet {
         // is in the ledger before it starts, because a worker loads the model once.
         env.db()
             .save_memory_figure(&MemoryFigure {
-                engine: Engine::Inflate,
+                workload: Workload::Shape(Engine::Inflate),
                 resolution_bucket: 512,
                 device: Device::Cpu,
                 bytes_per_job: 1 << 50,

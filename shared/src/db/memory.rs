@@ -1,7 +1,8 @@
-//! The batch optimizer's learned memory model: one figure per engine, resolution bucket and
-//! device, so a restarted worker starts from what its predecessors measured.
+//! The batch optimizer's learned memory model: one figure per workload (a shape engine, or
+//! `paint`), resolution bucket and device, so a restarted worker starts from what its
+//! predecessors measured. The `engine` column holds the workload's name.
 
-use orfeas_vocab::{Device, Engine};
+use orfeas_vocab::{Device, Workload};
 use sqlx::Row;
 
 use super::{Db, DbError};
@@ -9,7 +10,7 @@ use super::{Db, DbError};
 /// A learned memory figure of the batch optimizer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryFigure {
-    pub engine: Engine,
+    pub workload: Workload,
     pub resolution_bucket: i32,
     pub device: Device,
     pub bytes_per_job: i64,
@@ -29,7 +30,7 @@ impl Db {
         rows.iter()
             .map(|r| {
                 Ok(MemoryFigure {
-                    engine: r.try_get("engine")?,
+                    workload: r.try_get("engine")?,
                     resolution_bucket: r.try_get("resolution_bucket")?,
                     device: r.try_get("device")?,
                     bytes_per_job: r.try_get("bytes_per_job")?,
@@ -45,7 +46,7 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (engine, resolution_bucket, device) DO UPDATE \
              SET bytes_per_job = EXCLUDED.bytes_per_job, samples = EXCLUDED.samples, updated_at = now()",
         )
-        .bind(f.engine)
+        .bind(f.workload)
         .bind(f.resolution_bucket)
         .bind(f.device)
         .bind(f.bytes_per_job.max(1))

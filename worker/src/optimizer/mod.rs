@@ -7,13 +7,13 @@ pub mod probe;
 
 use std::time::Duration;
 
-use orfeas_vocab::{Engine, JobMessage, JobSpec};
+use orfeas_vocab::{Engine, JobMessage, JobSpec, TextureMode};
 
-pub use memory::{Learned, MemoryModel, ModelKey, prior_bytes};
+pub use memory::{Learned, MemoryModel, ModelKey, prior_bytes, workloads};
 pub use probe::{CpuSampler, DeviceMemory, DeviceProbe};
 
 /// What a job asks of the device, as far as memory and batching go: jobs of one shape share a
-/// batch (their engine, grid and sampler settings match).
+/// batch (their engine, grid and sampler settings match, and they are all painted or none is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct JobShape {
     pub engine: Engine,
@@ -21,6 +21,8 @@ pub struct JobShape {
     pub num_chunks: u32,
     /// `None`: the checkpoint's default.
     pub steps: Option<u32>,
+    /// `texture: paint`: the paint models run after the shape engine.
+    pub paint: bool,
 }
 
 impl JobShape {
@@ -30,6 +32,7 @@ impl JobShape {
             octree_resolution: m.octree_resolution,
             num_chunks: m.num_chunks,
             steps: m.steps,
+            paint: m.texture == TextureMode::Paint,
         }
     }
 
@@ -39,6 +42,7 @@ impl JobShape {
             octree_resolution: s.octree_resolution,
             num_chunks: s.num_chunks,
             steps: s.steps,
+            paint: s.texture == TextureMode::Paint,
         }
     }
 }
@@ -187,12 +191,13 @@ mod tests {
             octree_resolution: 250,
             num_chunks: 8000,
             steps: None,
+            paint: false,
         };
         let cpu = Device::Cpu;
         let mut m = MemoryModel::default();
         let (prior, src) = m.estimate(&shape, cpu);
         assert_eq!(prior, prior_bytes(&shape));
-        assert_eq!(src, "documented estimate");
+        assert_eq!(src, "inflate documented estimate");
         m.observe(&shape, cpu, 100 << 20);
         m.observe(&shape, cpu, 200 << 20);
         let (est, src) = m.estimate(&shape, cpu);
