@@ -14,6 +14,10 @@
 #      scan, then unwrap + six-view renders at 2048² + bake + inpaint of the 40k-face apple with
 #      the GPU rasterizer, and the same on the device's CPU cores (target: < 2 s per mesh on one
 #      GPU).
+#   6. Hunyuan3D-Paint's diffusion loops at the released shapes (random weights, fp16, 512² views):
+#      delight (50 steps) and multiview (30 steps, six views, guidance 2.0), ours and the reference
+#      on this GPU (target: ours ≤ 0.7× the reference's time), then ours for two meshes in one
+#      batch. The models are generated here first (bench/paint_reference.py --size full).
 # Results: $OUT/gpu_hunyuan3d.jsonl (one JSON line per timing) and $OUT/gpu_hunyuan3d.log.
 set -uo pipefail
 OUT="${OUT:-out}"
@@ -58,5 +62,12 @@ ORFEAS_GPU_TESTS=1 CARGO_MANIFEST_DIR="$PWD/pipeline" timeout 120 /tmp/gpu/raste
 for device in cuda:0 cpu; do
   timeout 90 /tmp/gpu/texture_bench stages /tmp/gpu/apple40k.obj --render 2048 --texture 2048 \
     --device "$device" 2>&1 | tee -a "$log"
+done
+echo "== 6. paint diffusion loops, full size, fp16: reference, then ours" | tee -a "$log"
+paint=/tmp/gpu/paint-full
+ref 300 bench/paint_reference.py --size full --out "$paint" --device cuda --dtype f16 --threads 16
+for meshes in 1 2; do
+  ours 150 paint_bench --delight "$paint/delight" --paint "$paint/multiview" --inputs "$paint/inputs" \
+    --device cuda:0 --dtype f16 --meshes "$meshes"
 done
 cat "$res"

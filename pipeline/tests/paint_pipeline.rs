@@ -12,12 +12,14 @@ mod support;
 use burn::tensor::{DType, Tensor};
 use orfeas_pipeline::diffusion::colour::recorrect;
 use orfeas_pipeline::diffusion::delight::{DelightModel, DelightSettings};
+use orfeas_pipeline::diffusion::multiview::MultiviewUnet;
 use orfeas_pipeline::diffusion::noise::{Noise, RecordedNoise};
+use orfeas_pipeline::diffusion::unet::{Unet, UnetConfig};
 use orfeas_pipeline::diffusion::views::{ViewModel, ViewRequest, ViewSettings};
 use orfeas_pipeline::diffusion::weights::WeightsError;
 use orfeas_pipeline::tensor::CpuBackend as B;
 use serde_json::Value;
-use support::{Fixtures, max_abs};
+use support::{Fixtures, assert_keys, max_abs};
 
 fn fx() -> Fixtures {
     Fixtures::new("paint_pipeline")
@@ -290,4 +292,23 @@ fn the_colour_correction_matches_the_reference_in_both_branches() {
             .fold(0f64, f64::max);
         assert!(err < 1e-6, "case {k}: {err}");
     }
+}
+
+#[test]
+fn the_loaders_expect_the_released_keys_and_shapes() {
+    let m = fx().json("sd2_manifests.json");
+    let config = |name: &str| {
+        UnetConfig::from_json(&m[name]["resolved_config"].to_string()).expect("an SD 2.x config")
+    };
+    let device = Default::default();
+    let multiview = MultiviewUnet::<B>::manifest(&config("multiview"), &device);
+    assert_keys(
+        "multiview",
+        multiview.into_iter().collect(),
+        &m["multiview"],
+    );
+    let delight = config("delight");
+    assert_eq!(delight.in_channels, 8);
+    let delight = Unet::<B>::manifest(&delight, &device);
+    assert_keys("delight", delight.into_iter().collect(), &m["delight"]);
 }

@@ -26,6 +26,7 @@
 //! port takes both widths from the config) and that the wrapped UNet has no class embedding of
 //! its own. The strict load refuses a checkpoint that disagrees, naming the tensor.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{DType, Int, Tensor, backend::Backend};
@@ -33,7 +34,7 @@ use burn::tensor::{DType, Int, Tensor, backend::Backend};
 use super::unet::{Conditioning, MultiviewShape, Unet, UnetConfig, Views};
 use super::weights::{DIFFUSERS, WeightsError, open_folder};
 use crate::shape::hunyuan3d::ModelError;
-use crate::shape::hunyuan3d::weights::KeyRemap;
+use crate::shape::hunyuan3d::weights::{KeyRemap, manifest};
 use crate::texture::camera::PaintView;
 
 /// Our module paths → the reference's checkpoint keys.
@@ -183,6 +184,21 @@ impl<B: Backend> MultiviewUnet<B> {
             text_gen,
             text_ref,
         })
+    }
+
+    /// The checkpoint keys and shapes a configuration expects: both UNets, as released.
+    pub fn manifest(cfg: &UnetConfig, device: &B::Device) -> BTreeMap<String, Vec<usize>> {
+        let mut keys = manifest(
+            &Unet::<B>::multiview(cfg, MultiviewShape::HUNYUAN3D_PAINT, device),
+            MAIN,
+            MULTIVIEW_REMAP,
+        );
+        keys.extend(manifest(
+            &Unet::<B>::new(cfg, device),
+            REFERENCE,
+            MULTIVIEW_REMAP,
+        ));
+        keys
     }
 
     /// The learned text embedding of the generated views `[1, 77, context]`.

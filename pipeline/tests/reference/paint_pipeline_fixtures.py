@@ -19,6 +19,10 @@ bytes):
   ../../sd_vae/tiny, `scheduler/scheduler_config.json` (MULTIVIEW_SCHEDULER: v_prediction,
   zero-terminal-SNR; the reference replaces the scheduler by Euler ancestral with trailing spacing
   whatever the file says). `multiview_turbo/` is the same with an `LCMScheduler` config.
+* `sd2_manifests.json`: the checkpoint keys and shapes of the released shapes, built on torch's meta
+  device: `multiview` (hy3dgen's UNet2p5DConditionModel around sd_unet_fixtures.SD2_CONFIG, both
+  UNets, with the reference's own hard-coded widths 1024 / 1280, which fit SD 2.x exactly) and
+  `delight` (SD2_CONFIG with in_channels 8), each with its resolved config.
 * `tiny_io.json` + `tiny_io/*.bin`: raw little-endian float32, row-major (names, shapes in the
   manifest). Every random draw the reference makes (`randn_tensor` in the pipelines, the schedulers
   and the VAE posterior) is recorded, in order, as `<case>_noise_<k>`; the Rust side replays them.
@@ -156,7 +160,9 @@ def record_draws():
         module.randn_tensor = recording
 
 
-def load_reference(src):
+def load_reference(src, with_delight=True):
+    """hy3dgen's paint pipeline, its delight wrapper (which imports OpenCV; skipped when not
+    wanted) and its UNet module, imported without texgen/__init__.py."""
     for sub in ("hunyuanpaint/pipeline.py", "utils/dehighlight_utils.py"):
         if not os.path.isfile(os.path.join(src, "hy3dgen", "texgen", sub)):
             sys.exit(f"hy3dgen 2.0.2 source not found under {src} (see the header)")
@@ -167,7 +173,7 @@ def load_reference(src):
     texgen.__path__ = [os.path.join(os.path.dirname(hy3dgen.__file__), "texgen")]
     sys.modules["hy3dgen.texgen"] = texgen
     paint = importlib.import_module("hy3dgen.texgen.hunyuanpaint.pipeline")
-    delight = importlib.import_module("hy3dgen.texgen.utils.dehighlight_utils")
+    delight = importlib.import_module("hy3dgen.texgen.utils.dehighlight_utils") if with_delight else None
     modules = importlib.import_module("hy3dgen.texgen.hunyuanpaint.unet.modules")
     return paint, delight, modules
 
@@ -209,6 +215,33 @@ def write_folders(out):
         link(folder, "unet", "../../paint_unet/tiny/unet")
         link(folder, "vae", "../../sd_vae/tiny")
         write_scheduler(folder, scheduler)
+
+
+def manifest_of(model, config):
+    keys = {k: list(v.shape) for k, v in sorted(model.state_dict().items())}
+    return {
+        "resolved_config": config,
+        "num_tensors": len(keys),
+        "param_count": int(sum(int(np.prod(s)) for s in keys.values())),
+        "keys": keys,
+    }
+
+
+def write_manifests(out, modules):
+    """Key manifests of the released shapes (meta device: nothing is allocated)."""
+    resolved = lambda unet: {k: (list(v) if isinstance(v, tuple) else v)  # noqa: E731
+                             for k, v in sorted(unet.config.items()) if not k.startswith("_")}
+    with torch.device("meta"):
+        mv = modules.UNet2p5DConditionModel(UNet2DConditionModel(**base.SD2_CONFIG))
+        delight = UNet2DConditionModel(**dict(base.SD2_CONFIG, in_channels=8))
+    assert tuple(mv.unet.learned_text_clip_gen.shape) == (1, 77, base.SD2_CONFIG["cross_attention_dim"])
+    assert mv.unet.class_embedding.weight.shape[1] == 4 * base.SD2_CONFIG["block_out_channels"][0]
+    base.write_json(os.path.join(out, "sd2_manifests.json"), {
+        "generator": "pipeline/tests/reference/paint_pipeline_fixtures.py",
+        "built_on": "torch meta device",
+        "multiview": manifest_of(mv, resolved(mv.unet)),
+        "delight": manifest_of(delight, resolved(delight)),
+    })
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,6 +344,7 @@ def main():
     paint, delight_module, modules = load_reference(args.hy3dgen_src)
     record_draws()
     write_folders(out)
+    write_manifests(out, modules)
 
     io_dir = os.path.join(out, "tiny_io")
     if os.path.isdir(io_dir):
