@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the external mesh validators it needs
-# (Khronos glTF-Validator from npm, trimesh from PyPI) into a cache outside the clone, then runs
+# (Khronos glTF-Validator from npm, trimesh from PyPI) and the Studio's browser test (Debian's
+# Chromium, Playwright and axe-core pinned in api/studio/package-lock.json) into a cache outside
+# the clone, then runs
 # formatting and lint checks, every test of the workspace, and the offline checks of the
 # deployment files (deploy/checks/*.sh).
 #
@@ -39,6 +41,19 @@ fi
 export ORFEAS_NODE_MODULES="$tools/node/node_modules"
 export ORFEAS_PYTHON="$tools/venv/bin/python"
 export ORFEAS_REQUIRE_VALIDATORS=1
+
+step "the Studio's browser test: Debian's Chromium, the pinned npm packages, the vendored copy"
+if ! command -v chromium > /dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium \
+    || { $sudo apt-get update && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium; }
+fi
+# Installs the packages pinned in api/studio/package-lock.json into the tools cache and fails if
+# api/studio/vendor/ is not byte for byte what they ship.
+ORFEAS_TOOLS_DIR="$tools" bash scripts/studio_vendor.sh --check
+export ORFEAS_STUDIO_NODE_MODULES="$tools/studio/node_modules"
+export CHROMIUM="$(command -v chromium)"
+export ORFEAS_REQUIRE_BROWSER=1
 
 step "services: PostgreSQL, RabbitMQ, Redis"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (429 and 503 answers say 5 when unset).
     pub retry_after: Option<u64>,
+    /// The job option a validation error is about, so a form can show it at that field.
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,6 +30,9 @@ pub struct ErrorDetail {
     /// Stable snake_case code (see the README's error table).
     pub code: ErrorCode,
     pub message: String,
+    /// The option (`face_count`, `engine`, …) a 422 is about, when it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -36,6 +41,15 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            field: None,
+        }
+    }
+
+    /// A validation error about one option.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            field: Some(field.into()),
+            ..Self::validation(message)
         }
     }
 
@@ -84,6 +98,7 @@ impl IntoResponse for ApiError {
                 error: ErrorDetail {
                     code: self.code,
                     message: self.message,
+                    field: self.field,
                 },
             }),
         )

@@ -7,6 +7,7 @@
 //! [`outbox`] the relay and confirm marker; [`reaper`] recovers lost workers' jobs and runs
 //! retention and the queue estimates; [`events`] follows jobs' live events; [`auth`] checks
 //! keys, sessions and share links; [`request_span`] opens each request's trace span;
+//! [`studio`] serves the web app embedded in the binary;
 //! [`webhooks`] delivers signed webhooks; [`views`] the response bodies; [`error`] the one
 //! error type; [`openapi`] the document.
 
@@ -22,6 +23,7 @@ pub mod routes;
 pub mod service;
 pub mod startup;
 pub mod state;
+pub mod studio;
 pub mod upload;
 pub mod views;
 pub mod webhooks;
@@ -33,7 +35,7 @@ use orfeas_shared::StartError;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutBody;
 
-use routes::{account, events as event_routes, jobs, ops, performance};
+use routes::{account, capabilities, events as event_routes, jobs, ops, performance};
 pub use startup::build_state;
 pub use state::AppState;
 
@@ -65,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/jobs/{id}/outputs/{artifact}", get(jobs::get_output))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/jobs/{id}/rerun", post(jobs::rerun))
+        .route("/api/capabilities", get(capabilities::capabilities))
         .route("/api/jobs/{id}/events", get(event_routes::job_sse))
         .route("/api/jobs/{id}/ws", get(event_routes::job_ws))
         .route("/api/events", get(event_routes::many_sse))
@@ -78,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(openapi::openapi))
+        .merge(studio::Studio::new().routes())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -3,14 +3,14 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::routes::{account, events, jobs, ops, performance};
+use crate::routes::{account, capabilities, events, jobs, ops, performance};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "ORFEAS job API", description = "Image-to-3D jobs: submit, follow live (SSE, WebSocket, signed webhooks), download, cancel, delete; API keys with rate limits and quotas; operator read-outs."),
     paths(
         jobs::submit, jobs::get_job, jobs::list_jobs, jobs::get_output, jobs::cancel,
-        jobs::delete_job, events::job_sse, events::job_ws, events::many_sse,
+        jobs::delete_job, jobs::rerun, capabilities::capabilities, events::job_sse, events::job_ws, events::many_sse,
         account::me, account::create_session, account::end_session, account::share,
         ops::healthz, ops::readyz, ops::workers,
         performance::summary, performance::recommendations, performance::gpu_status

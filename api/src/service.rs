@@ -19,7 +19,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::QueuedGauge;
-use crate::upload::Upload;
+use crate::upload::{IdempotencyKey, InputFormat, Upload};
 use crate::webhooks::guard::{self, Network};
 
 /// What a submission led to.
@@ -103,10 +103,13 @@ impl JobsService {
         let engine = upload.spec.engine;
         if !self.admission.engines.contains(&engine) {
             let enabled: Vec<&str> = self.admission.engines.iter().map(|e| e.as_str()).collect();
-            return Err(ApiError::validation(format!(
-                "invalid option `engine`: {engine} is not enabled on this deployment (enabled: {})",
-                enabled.join(", ")
-            )));
+            return Err(ApiError::invalid_field(
+                "engine",
+                format!(
+                    "invalid option `engine`: {engine} is not enabled on this deployment (enabled: {})",
+                    enabled.join(", ")
+                ),
+            ));
         }
         let texture = upload.spec.texture;
         if !self.admission.texture_modes.contains(&texture) {
@@ -116,14 +119,18 @@ impl JobsService {
                 .iter()
                 .map(|m| m.as_str())
                 .collect();
-            return Err(ApiError::validation(format!(
-                "invalid option `texture`: {texture} is not enabled on this deployment (enabled: {})",
-                enabled.join(", ")
-            )));
+            return Err(ApiError::invalid_field(
+                "texture",
+                format!(
+                    "invalid option `texture`: {texture} is not enabled on this deployment (enabled: {})",
+                    enabled.join(", ")
+                ),
+            ));
         }
         if let Some(hook) = &upload.spec.webhook {
             let Some(allow) = &self.admission.webhooks else {
-                return Err(ApiError::validation(
+                return Err(ApiError::invalid_field(
+                    "webhook",
                     "invalid option `webhook`: this deployment sends no webhooks (webhooks.secret is not set)",
                 ));
             };
@@ -195,6 +202,54 @@ impl JobsService {
             }
         }
         Ok(Submitted::Created(job))
+    }
+
+    /// A new job from a finished job's stored input and options (its deadline dropped: it was
+    /// for the first run). Admission, quotas and idempotency apply as to any submission.
+    pub async fn rerun(
+        &self,
+        id: JobId,
+        idempotency_key: Option<IdempotencyKey>,
+        trace_context: HashMap<String, String>,
+        caller: &Principal,
+    ) -> Result<Submitted, ApiError> {
+        let job = self.require(id, caller).await?;
+        if job.purged_at.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::Gone,
+                format!("job {id}'s input was deleted by its owner"),
+            ));
+        }
+        let key = object_store::path::Path::from(job.input_key.as_str());
+        let got = self.store.get(&key).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => ApiError::new(
+                ErrorCode::Gone,
+                format!("job {id}'s input is no longer stored (retention)"),
+            ),
+            other => ApiError::unavailable(format!("storage: {other}")),
+        })?;
+        let image = got
+            .bytes()
+            .await
+            .map_err(|e| ApiError::unavailable(format!("storage: {e}")))?;
+        let format = InputFormat::sniff(&image).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InputMissing,
+                format!("job {id}'s stored input is not an image"),
+            )
+        })?;
+        let mut spec = job.spec;
+        spec.deadline = None;
+        // The same fingerprint for the same source job, so a repeated key names the same rerun.
+        let fingerprint = idempotency_key.as_ref().map(|_| format!("rerun:{id}"));
+        let upload = Upload {
+            image,
+            format,
+            spec,
+            idempotency_key,
+            fingerprint,
+        };
+        self.submit(upload, trace_context, caller).await
     }
 
     async fn repeated(&self, job: JobRecord, same_request: bool) -> Result<Submitted, ApiError> {

@@ -117,7 +117,7 @@ impl Upload {
         let (image, format, options_raw) = read_parts(multipart, max_image).await?;
         let spec = parse_options(&options_raw)?
             .validate(Utc::now())
-            .map_err(|e| ApiError::validation(e.to_string()))?;
+            .map_err(|e| ApiError::invalid_field(e.field, e.to_string()))?;
         let fingerprint = idempotency_key
             .as_ref()
             .map(|_| fingerprint(&[&image, &options_raw]));
@@ -218,7 +218,9 @@ fn parse_options(raw: &[u8]) -> Result<JobOptionsInput, ApiError> {
         if path.is_empty() || path == "." {
             ApiError::validation(format!("`options`: {inner}"))
         } else {
-            ApiError::validation(format!("`{path}`: {inner}"))
+            // The top-level option a nested path (`formats[2]`) is in.
+            let field = path.split(['.', '[']).next().unwrap_or(&path).to_owned();
+            ApiError::invalid_field(field, format!("`{path}`: {inner}"))
         }
     })
 }

@@ -155,6 +155,7 @@ impl JobView {
         let error = job.error_code.map(|code| ErrorDetail {
             code,
             message: job.error_message.unwrap_or_default(),
+            field: None,
         });
         let timings = stages
             .iter()

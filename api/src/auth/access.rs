@@ -7,15 +7,17 @@ use orfeas_vocab::Scope;
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone (health probes, the API description).
+    /// Anyone (health probes, the API description, the Studio's files).
     Public,
     /// A key (or session, or share link) of at least this scope.
     Key(Scope),
 }
 
 /// Routes a share link may use (read-only views of its one job).
-const SHAREABLE: [&str; 4] = [
+const SHAREABLE: [&str; 5] = [
     "/api/jobs/{id}",
+    // Many jobs' events: the handler lets a share link follow only its own job.
+    "/api/events",
     "/api/jobs/{id}/events",
     "/api/jobs/{id}/ws",
     "/api/jobs/{id}/outputs/{artifact}",
@@ -24,6 +26,8 @@ const SHAREABLE: [&str; 4] = [
 pub fn access(route: &str) -> Access {
     match route {
         "/healthz" | "/readyz" | "/openapi.json" => Access::Public,
+        // The Studio's files, and what a client reads before signing in.
+        "/" | "/studio/{*path}" | "/api/capabilities" => Access::Public,
         "/api/workers" | "/api/gpu/status" => Access::Key(Scope::Admin),
         r if r.starts_with("/api/performance/") => Access::Key(Scope::Admin),
         _ => Access::Key(Scope::Jobs),
@@ -42,6 +46,8 @@ mod tests {
     #[test]
     fn operator_routes_need_admin_and_probes_are_public() {
         assert_eq!(access("/healthz"), Access::Public);
+        assert_eq!(access("/studio/{*path}"), Access::Public);
+        assert_eq!(access("/api/capabilities"), Access::Public);
         assert_eq!(
             access("/api/performance/summary"),
             Access::Key(Scope::Admin)

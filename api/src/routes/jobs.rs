@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::Submitted;
 use crate::state::AppState;
-use crate::upload::Upload;
+use crate::upload::{IdempotencyKey, Upload};
 use crate::views::{JobList, JobView};
 
 /// Submit an image-to-3D job.
@@ -66,9 +66,46 @@ pub async fn submit(
     let request = tracing::Span::current();
     let trace = orfeas_shared::telemetry::inject(&request);
     let submitted = state.jobs.submit(upload, trace, &caller).await?;
+    Ok(accepted(submitted, &request))
+}
+
+/// Run a job again: a new job from its stored input and options.
+///
+/// The same image and options (the deadline dropped), as a new submission: admission, quotas,
+/// the queue limit and `Idempotency-Key` apply. 410 once the input was deleted.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/rerun",
+    params(("id" = String, Path, description = "The job to run again"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat the request safely")),
+    responses(
+        (status = 202, description = "Accepted", body = JobView),
+        (status = 200, description = "Same Idempotency-Key: the existing job", body = JobView),
+        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    tag = "jobs"
+)]
+pub async fn rerun(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let request = tracing::Span::current();
+    let trace = orfeas_shared::telemetry::inject(&request);
+    let submitted = state.jobs.rerun(id, key, trace, &caller).await?;
+    Ok(accepted(submitted, &request))
+}
+
+/// 202 with the new job's view and `Location`, or 200 with the job an idempotent repeat names.
+fn accepted(submitted: Submitted, request: &tracing::Span) -> Response {
     let (Submitted::Created(job) | Submitted::Repeated(job, _)) = &submitted;
     request.record("job.id", tracing::field::display(job.id));
-    Ok(match submitted {
+    match submitted {
         Submitted::Created(job) => {
             let view = JobView::from_record(job, &[]);
             let location = view.links.this.clone();
@@ -82,7 +119,7 @@ pub async fn submit(
         Submitted::Repeated(job, stages) => {
             (StatusCode::OK, Json(JobView::from_record(job, &stages))).into_response()
         }
-    })
+    }
 }
 
 /// A job's status, current stage, progress, per-stage timings, error and output links.

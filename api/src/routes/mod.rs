@@ -1,6 +1,7 @@
 //! The HTTP routes, thin over the state's services.
 
 pub mod account;
+pub mod capabilities;
 pub mod events;
 pub mod jobs;
 pub mod ops;

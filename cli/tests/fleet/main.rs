@@ -23,5 +23,6 @@ mod paint;
 mod probes;
 mod retention;
 mod segmentation;
+mod studio;
 mod traces;
 mod webhooks;
