@@ -22,7 +22,8 @@ SIZES="${SIZES:-tiny mid}"
 DELIGHT_STEPS="${DELIGHT_STEPS:-50}"
 VIEW_STEPS="${VIEW_STEPS:-30}"
 THREADS="${THREADS:-$(nproc)}"
-cargo build -q --release -p orfeas-pipeline --example paint_bench
+# --workspace: the features the test suite's build resolves, so its cached build is reused.
+cargo build -q --release --workspace --example paint_bench
 bin="$CARGO_TARGET_DIR/release/examples/paint_bench"
 for size in $SIZES; do
   ref=$("$PAINT_PY" bench/paint_reference.py --size "$size" --out "$DIR/$size" --threads "$THREADS" \
