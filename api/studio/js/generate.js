@@ -231,7 +231,14 @@ export class GenerateView {
         h(
           "li",
           { class: item.error ? "thumb has-error" : "thumb" },
-          h("img", { src: item.url, alt: "", width: 96, height: 96 }),
+          h("img", {
+            src: item.url,
+            alt: "",
+            width: 96,
+            height: 96,
+            // A file the browser cannot show either: say so instead of a broken-image icon.
+            onerror: (e) => e.target.replaceWith(h("span", { class: "no-preview" }, "No preview")),
+          }),
           h("span", { class: "name" }, item.file.name),
           h("span", { class: "size" }, bytes(item.file.size)),
           item.error ? h("p", { class: "thumb-error", role: "alert" }, item.error) : null,
@@ -248,6 +255,8 @@ export class GenerateView {
         ),
       ),
     );
+    // During a 429's wait the countdown owns the button.
+    if (this.holding) return;
     const n = this.files.length;
     this.submitButton.disabled = n === 0;
     this.submitButton.textContent = n > 1 ? `Generate ${n} meshes` : "Generate";
@@ -338,13 +347,15 @@ export class GenerateView {
   /** After a 429, the button says how long until the API takes more. */
   holdSubmit(secs) {
     let left = secs;
-    this.submitButton.disabled = true;
+    this.holding = true;
     const tick = () => {
       if (!this.submitButton.isConnected) return;
       if (left <= 0) {
+        this.holding = false;
         this.renderThumbs();
         return;
       }
+      this.submitButton.disabled = true;
       this.submitButton.textContent = `Wait ${left} s`;
       left -= 1;
       setTimeout(tick, 1000);

@@ -1,7 +1,7 @@
 // History: the key's jobs, newest first, filtered by status, one page at a time (the API's
 // keyset cursor; the cursors of earlier pages are kept so "Previous" goes back).
 
-import { ApiFailure, get, post } from "./api.js";
+import { ApiFailure, get } from "./api.js";
 import { h, replace, seconds, when } from "./dom.js";
 import { nameOf } from "./tracker.js";
 
@@ -88,9 +88,7 @@ export class HistoryView {
 
   async rerun(v) {
     try {
-      const job = await post(`/api/jobs/${v.id}/rerun`);
-      this.tracker.add(job, nameOf(v.id));
-      this.navigate(`#/jobs/${job.id}`);
+      this.navigate(`#/jobs/${await this.tracker.rerun(v.id)}`);
     } catch (err) {
       if (!(err instanceof ApiFailure)) throw err;
       replace(this.pageNote, `${err.message} (${err.code})`);

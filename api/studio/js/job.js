@@ -170,9 +170,7 @@ export class JobView {
       type: "button",
       onclick: async () => {
         try {
-          const job = await post(`/api/jobs/${view.id}/rerun`);
-          this.tracker.add(job, nameOf(view.id));
-          this.navigate(`#/jobs/${job.id}`);
+          this.navigate(`#/jobs/${await this.tracker.rerun(view.id)}`);
         } catch (err) {
           if (!(err instanceof ApiFailure)) throw err;
           replace(shareOut, h("p", { class: "form-error", role: "alert" }, `${err.message} (${err.code})`));

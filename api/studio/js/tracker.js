@@ -88,7 +88,11 @@ class JobCard {
     this.el.dataset.status = v.status;
     const q = v.queue;
     if (v.status === "queued" && q) {
-      const pos = q.position ? `Position ${q.position} in the queue` : "Waiting in the queue";
+      // `position` counts the jobs ahead in the engine's queue (0: this one is next).
+      const ahead = q.position;
+      const pos = ahead === null || ahead === undefined
+        ? "Waiting in the queue"
+        : ahead === 0 ? "Next in the queue" : `${ahead} ${ahead === 1 ? "job" : "jobs"} ahead in the queue`;
       const eta = q.eta_seconds !== null && q.eta_seconds !== undefined ? ` · starts in about ${seconds(q.eta_seconds)}` : "";
       this.queue.textContent = pos + eta;
     } else if (v.status === "running" && this.job.worker) {
@@ -271,6 +275,14 @@ export class Tracker {
     } catch (err) {
       if (!(err instanceof ApiFailure)) throw err;
     }
+  }
+
+  /** Submits a finished job again (same stored input and options) and follows the new one;
+   *  resolves to its id, or rejects with the API's refusal. */
+  async rerun(id) {
+    const job = await post(`/api/jobs/${id}/rerun`);
+    this.add(job, nameOf(id));
+    return job.id;
   }
 
   stop() {

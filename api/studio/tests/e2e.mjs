@@ -10,7 +10,7 @@
 // scripts/studio_vendor.sh), CHROMIUM (default /usr/bin/chromium).
 
 import { createRequire } from "node:module";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
@@ -148,18 +148,40 @@ try {
   // --- Generate: a 422 shown at its option, then a job canceled while it waits for a worker.
   await axe(page, "generate");
   await narrow(page, "generate");
-  await page.setInputFiles("#images", join(SAMPLES, "star.png"));
+  // Three files, as a user brings them: dropped, pasted, and one that is not an image.
+  const star = readFileSync(join(SAMPLES, "star.png")).toString("base64");
+  const files = (specs) => page.evaluateHandle((list) => {
+    const dt = new DataTransfer();
+    for (const [name, b64, type] of list) {
+      const bin = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bin], name, { type }));
+    }
+    return dt;
+  }, specs);
+  await page.dispatchEvent("#drop", "drop", { dataTransfer: await files([["dropped.png", star, "image/png"]]) });
+  const pasted = await files([["image.png", star, "image/png"]]);
+  await page.evaluate((dt) => document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true })), pasted);
+  const notes = Buffer.from("these are notes, not an image").toString("base64");
+  await page.dispatchEvent("#drop", "drop", { dataTransfer: await files([["notes.png", notes, "image/png"]]) });
+  const names = await page.locator(".thumb .name").allTextContents();
+  check(names.length === 3 && names[0] === "dropped.png" && names[1].startsWith("pasted-") && names[2] === "notes.png", `thumbnails of the dropped and pasted files: ${names}`);
   await page.getByLabel("Face budget").fill("5");
-  expectedRefusals.push([422, "/api/jobs"]);
-  await page.getByRole("button", { name: "Generate" }).click();
+  expectedRefusals.push([422, "/api/jobs"], [429, "/api/jobs"], [415, "/api/jobs"]);
+  await page.getByRole("button", { name: "Generate 3 meshes" }).click();
   const faceError = page.locator("#opt-face_count-error");
   await faceError.filter({ hasText: "face_count" }).waitFor({ timeout: T });
   check(await page.getByLabel("Face budget").getAttribute("aria-invalid") === "true", "the refused option is marked invalid");
   result.field_error = await faceError.textContent();
   await shot(page, "generate-error");
   await page.getByLabel("Face budget").fill("3000");
-  await page.getByRole("button", { name: "Generate" }).click();
+  await page.getByRole("button", { name: "Generate 3 meshes" }).click();
+  // The key may have one job at a time: the first is queued, the second refused with 429 and
+  // the time to wait, which the button counts down.
   const queuedCard = page.locator("article.job").first();
+  const limitError = page.locator(".form-error").filter({ hasText: "Try again in" });
+  await limitError.waitFor({ timeout: T });
+  result.limit_error = await limitError.textContent();
+  check(await page.getByRole("button", { name: /^Wait \d+ s$/ }).isDisabled(), "the button waits out Retry-After");
   await queuedCard.locator(".queue").filter({ hasText: "in the queue" }).waitFor({ timeout: T });
   result.queue_line = await queuedCard.locator(".queue").textContent();
   const canceledId = await queuedCard.getAttribute("data-job");
@@ -168,6 +190,19 @@ try {
   await waitStatus(page, canceledId, "canceled");
   await page.locator(".toast").filter({ hasText: "was canceled" }).waitFor({ timeout: T });
   result.canceled = canceledId;
+  // Once the wait is over the rest go: the pasted image is accepted, the text file refused (415)
+  // on its own thumbnail.
+  await page.getByRole("button", { name: "Generate 2 meshes" }).click({ timeout: 30_000 });
+  const refused = page.locator(".thumb.has-error .thumb-error");
+  await refused.waitFor({ timeout: T });
+  result.refused_file = await refused.textContent();
+  check(result.refused_file.includes("unsupported_media_type"), `the text file is refused on its thumbnail: ${result.refused_file}`);
+  check((await page.locator(".thumb .name").allTextContents()).join() === "notes.png", "only the refused file stays");
+  const second = page.locator(`article.job:not([data-job="${canceledId}"])`).first();
+  await second.waitFor({ timeout: T });
+  const secondId = await second.getAttribute("data-job");
+  await second.getByRole("button", { name: /^Cancel/ }).click();
+  await waitStatus(page, secondId, "canceled");
 
   // --- A worker joins.
   say({ phase: "need_worker" });
@@ -185,7 +220,7 @@ try {
   await chooser.setFiles(join(SAMPLES, "vase.png"));
   await tabTo(page, () => document.activeElement?.type === "submit", "the Generate button");
   await page.keyboard.press("Enter");
-  const card = page.locator(`article.job:not([data-job="${canceledId}"])`).first();
+  const card = page.locator(`article.job:not([data-job="${canceledId}"]):not([data-job="${secondId}"])`).first();
   await card.waitFor({ timeout: T });
   const jobId = await card.getAttribute("data-job");
   await tabTo(page, (id) => document.activeElement?.getAttribute("href") === `#/jobs/${id}`, "the job's link", { arg: jobId, max: 120 });

@@ -43,13 +43,26 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-async fn make_key(env: &TestEnv, name: &str, scope: Scope) -> String {
+async fn make_key(env: &TestEnv, name: &str, scope: Scope, limits: KeyLimits) -> String {
     let key = auth::generate().expect("random");
     env.db()
-        .insert_key(&key, name, scope, &KeyLimits::default())
+        .insert_key(&key, name, scope, &limits)
         .await
         .expect("key");
     key.token
+}
+
+/// `GET url` as `key`, as JSON.
+async fn get_json(client: &reqwest::Client, url: &str, key: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
 }
 
 /// A uniform image: nothing in it stands out, so it fails with `no_foreground`.
@@ -66,8 +79,13 @@ async fn studio_journey_in_chromium() {
     };
     let _services = services_shared().await;
     let env = TestEnv::new("studio").await;
-    let jobs_key = make_key(&env, "studio user", Scope::Jobs).await;
-    let admin_key = make_key(&env, "studio operator", Scope::Admin).await;
+    // One job at a time, so the page meets a 429 (and its Retry-After) for real.
+    let one_at_a_time = KeyLimits {
+        max_concurrent: Some(1),
+        ..KeyLimits::default()
+    };
+    let jobs_key = make_key(&env, "studio user", Scope::Jobs, one_at_a_time).await;
+    let admin_key = make_key(&env, "studio operator", Scope::Admin, KeyLimits::default()).await;
     let api = env.start_api().await;
 
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -108,15 +126,7 @@ async fn studio_journey_in_chromium() {
                 let client = reqwest::Client::new();
                 let start = std::time::Instant::now();
                 loop {
-                    let live: Value = client
-                        .get(api.url("/api/workers"))
-                        .bearer_auth(&admin_key)
-                        .send()
-                        .await
-                        .expect("workers")
-                        .json()
-                        .await
-                        .expect("json");
+                    let live = get_json(&client, &api.url("/api/workers"), &admin_key).await;
                     if live["workers"].as_array().is_some_and(|w| !w.is_empty()) {
                         break;
                     }
@@ -151,15 +161,7 @@ async fn studio_journey_in_chromium() {
     validate(std::slice::from_ref(&glb));
     let job = result["job"].as_str().expect("job id");
     let client = reqwest::Client::new();
-    let view: Value = client
-        .get(api.url(&format!("/api/jobs/{job}")))
-        .bearer_auth(&admin_key)
-        .send()
-        .await
-        .expect("job view")
-        .json()
-        .await
-        .expect("json");
+    let view = get_json(&client, &api.url(&format!("/api/jobs/{job}")), &admin_key).await;
     let stored = view["outputs"]
         .as_array()
         .and_then(|o| o.iter().find(|o| o["artifact"] == "glb"))
@@ -172,32 +174,16 @@ async fn studio_journey_in_chromium() {
         .collect();
     assert_eq!(digest, stored, "the download is the stored GLB");
     // The job the page canceled never ran; the one it ran twice ran with the same options.
-    let canceled: Value = client
-        .get(api.url(&format!(
+    let job_url = |field: &str| {
+        api.url(&format!(
             "/api/jobs/{}",
-            result["canceled"].as_str().expect("canceled id")
-        )))
-        .bearer_auth(&admin_key)
-        .send()
-        .await
-        .expect("canceled view")
-        .json()
-        .await
-        .expect("json");
+            result[field].as_str().expect("id")
+        ))
+    };
+    let canceled = get_json(&client, &job_url("canceled"), &admin_key).await;
     assert_eq!(canceled["status"], "canceled");
     assert!(canceled["started_at"].is_null(), "canceled while queued");
-    let rerun: Value = client
-        .get(api.url(&format!(
-            "/api/jobs/{}",
-            result["rerun"].as_str().expect("rerun id")
-        )))
-        .bearer_auth(&admin_key)
-        .send()
-        .await
-        .expect("rerun view")
-        .json()
-        .await
-        .expect("json");
+    let rerun = get_json(&client, &job_url("rerun"), &admin_key).await;
     assert_eq!(rerun["status"], "succeeded");
     assert_eq!(
         rerun["options"], view["options"],
@@ -233,7 +219,7 @@ fn form(image: Vec<u8>, options: &str) -> reqwest::multipart::Form {
 async fn studio_api_capabilities_field_errors_and_rerun() {
     let _services = services_shared().await;
     let env = TestEnv::new("studio-api").await;
-    let key = make_key(&env, "studio api", Scope::Jobs).await;
+    let key = make_key(&env, "studio api", Scope::Jobs, KeyLimits::default()).await;
     let api = env.start_api().await;
     let worker = env.start_worker().await;
     let c = reqwest::Client::new();
