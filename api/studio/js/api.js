@@ -47,18 +47,12 @@ async function failure(resp) {
 }
 
 /** Calls the API; resolves to the parsed JSON body (null for 204), rejects with ApiFailure. */
-export async function call(method, path, { form = null, json = null, bearer = null, headers: extra = {} } = {}) {
+export async function call(method, path, { form = null, bearer = null, headers: extra = {} } = {}) {
   const headers = { Accept: "application/json", ...extra };
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
-  let body = null;
-  if (form) body = form;
-  if (json) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  }
   let resp;
   try {
-    resp = await fetch(withToken(path), { method, headers, body, credentials: "same-origin" });
+    resp = await fetch(withToken(path), { method, headers, body: form, credentials: "same-origin" });
   } catch (e) {
     throw new ApiFailure(0, "network", `The API could not be reached (${e.message}).`);
   }

@@ -4,7 +4,7 @@
 // stream reopened for a changed set of jobs resumes each where it was.
 
 import { ApiFailure, get, post, withToken } from "./api.js";
-import { STAGES, h, seconds, shortId, stageName, toast } from "./dom.js";
+import { STAGES, h, seconds, shortId, toast } from "./dom.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const STATUS_TEXT = {
@@ -284,12 +284,5 @@ export class Tracker {
     this.add(job, nameOf(id));
     return job.id;
   }
-
-  stop() {
-    this.source?.close();
-    this.source = null;
-    this.streaming = "";
-  }
 }
 
-export { stageName };
