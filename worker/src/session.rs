@@ -23,8 +23,21 @@ use crate::health::Session;
 use crate::optimizer::{self, Decision, DeviceMemory, JobShape};
 use crate::startup::Worker;
 
+/// A session that is not open by then (a broker that accepts connections but does not answer,
+/// queues still recovering) is given up and retried.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a lost session's connection may take to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn wait_stop(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// What the idle wait ended with.
+enum Next {
+    Stop,
+    Lost(String),
+    Delivery(Box<lapin::message::Delivery>),
 }
 
 impl Worker {
@@ -43,7 +56,9 @@ impl Worker {
         while !*rx.borrow() {
             let session = tokio::select! {
                 _ = wait_stop(rx.clone()) => break,
-                s = self.open_session() => s,
+                s = tokio::time::timeout(OPEN_TIMEOUT, self.open_session()) => {
+                    s.unwrap_or(Err(QueueError::Timeout(OPEN_TIMEOUT)))
+                }
             };
             match session {
                 Ok((conn, channel, consumer)) => {
@@ -52,7 +67,7 @@ impl Worker {
                     self.metrics.up.set(1.0);
                     self.report_session(Session::Consuming);
                     let broker = LapinBroker::new(channel.clone());
-                    match self.consume(&broker, consumer, rx.clone()).await {
+                    match self.consume(&broker, &channel, consumer, rx.clone()).await {
                         None => {
                             let _ = channel
                                 .basic_cancel(
@@ -66,7 +81,15 @@ impl Worker {
                         }
                         Some(reason) => {
                             self.report_session(Session::Connecting);
-                            tracing::warn!(%reason, "queue connection lost; reconnecting")
+                            tracing::warn!(%reason, "queue connection lost; reconnecting");
+                            // Closing tells the broker at once to give the messages in hand
+                            // back; a stalled connection never answers, so it is not waited
+                            // for (the broker then notices by the missing heartbeats).
+                            let _ = tokio::time::timeout(
+                                CLOSE_TIMEOUT,
+                                conn.close(320, "worker reconnecting".into()),
+                            )
+                            .await;
                         }
                     }
                 }
@@ -109,20 +132,18 @@ impl Worker {
     async fn consume(
         &self,
         broker: &LapinBroker,
+        channel: &Channel,
         mut consumer: lapin::Consumer,
         stop: watch::Receiver<bool>,
     ) -> Option<String> {
         loop {
-            // Biased: once asked to stop, no further batch starts even when a message is ready.
-            let first = tokio::select! {
-                biased;
-                _ = wait_stop(stop.clone()) => return None,
-                d = consumer.next() => d,
-            };
-            let first = match first {
-                None => return Some("the consumer was closed".into()),
-                Some(Err(e)) => return Some(e.to_string()),
-                Some(Ok(d)) => Incoming::from_delivery(d),
+            let first = match self
+                .next_delivery(broker, channel, &mut consumer, &stop)
+                .await
+            {
+                Next::Stop => return None,
+                Next::Lost(reason) => return Some(reason),
+                Next::Delivery(d) => Incoming::from_delivery(*d),
             };
             let Some(shape) = shape_of(&first) else {
                 // Unreadable: disposition dead-letters it (and fails its job if it names one).
@@ -151,6 +172,56 @@ impl Worker {
                 .await;
             if assembled.lost.is_some() {
                 return assembled.lost;
+            }
+        }
+    }
+
+    /// Waits for the next delivery while idle, checking every `worker.stall_check_ms` that the
+    /// consumer is being fed: a connection can stall or a broker can lose a consumer without
+    /// an error ever reaching the client, and a worker waiting on such a consumer would idle
+    /// forever beside a full queue.
+    async fn next_delivery(
+        &self,
+        broker: &LapinBroker,
+        channel: &Channel,
+        consumer: &mut lapin::Consumer,
+        stop: &watch::Receiver<bool>,
+    ) -> Next {
+        let check = self.config.worker.stall_check;
+        let mut starved = 0u32;
+        loop {
+            // Biased: once asked to stop, no further batch starts even when a message is ready.
+            // `next()` is cancel-safe: a delivery that arrives during a check waits for the
+            // next turn.
+            tokio::select! {
+                biased;
+                _ = wait_stop(stop.clone()) => return Next::Stop,
+                d = consumer.next() => return match d {
+                    None => Next::Lost("the consumer was closed".into()),
+                    Some(Err(e)) => Next::Lost(e.to_string()),
+                    Some(Ok(d)) => Next::Delivery(Box::new(d)),
+                },
+                _ = tokio::time::sleep(check) => {}
+            }
+            if !channel.status().connected() {
+                return Next::Lost("the channel is no longer open".into());
+            }
+            match tokio::time::timeout(check, broker.depth(&self.topology.jobs)).await {
+                Err(_) => {
+                    return Next::Lost(format!(
+                        "the broker did not answer a queue check within {check:?}"
+                    ));
+                }
+                Ok(Err(e)) => return Next::Lost(e.to_string()),
+                Ok(Ok(0)) => starved = 0,
+                Ok(Ok(ready)) => {
+                    starved += 1;
+                    if starved >= 2 {
+                        return Next::Lost(format!(
+                            "{ready} messages ready on two checks {check:?} apart, none delivered"
+                        ));
+                    }
+                }
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The fault suite: each fleet guarantee broken for real — a duplicate message, a SIGKILLed
 //! worker on every attempt, a cancel during a transient failure, two API replicas, stalled
-//! clients, junk methods, retries of different delays, an object-store outage — on PostgreSQL,
-//! RabbitMQ, Redis and the S3 server. The tests are timing-sensitive, so they run one at a time
-//! (each holds the services exclusively) with short leases and backoffs.
+//! clients, junk methods, retries of different delays, an object-store outage, a stalled broker
+//! connection — on PostgreSQL, RabbitMQ, Redis and the S3 server. The tests are
+//! timing-sensitive, so they run one at a time (each holds the services exclusively) with short
+//! leases and backoffs.
 
 // Tests say on stderr what they skip and why.
 #![allow(clippy::print_stderr)]
@@ -17,6 +18,7 @@ mod validate;
 mod env;
 
 mod backstop;
+mod broker_stall;
 mod cancel;
 mod crashes;
 mod duplicates;

@@ -66,8 +66,11 @@ async fn rabbitmq_restart_loses_no_job() {
         assert_eq!(status, 503, "{ready}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    for id in &ids {
-        let end = api.wait_terminal(id, Duration::from_secs(90)).await;
+    let queue = &env.config.amqp.queue;
+    for end in api
+        .wait_all_terminal(&ids, Duration::from_secs(90), queue)
+        .await
+    {
         assert_eq!(end["status"], "succeeded", "{end}");
     }
     // Workers reconnected and the API's publisher too.
@@ -116,8 +119,11 @@ async fn postgresql_restart_loses_no_job() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    for id in &ids {
-        let end = api.wait_terminal(id, Duration::from_secs(120)).await;
+    let queue = &env.config.amqp.queue;
+    for end in api
+        .wait_all_terminal(&ids, Duration::from_secs(120), queue)
+        .await
+    {
         assert_eq!(end["status"], "succeeded", "{end}");
     }
     let (_, all) = api.get("/api/jobs?limit=100").await;

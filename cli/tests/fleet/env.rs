@@ -27,6 +27,41 @@ pub async fn services_exclusive() -> RwLockWriteGuard<'static, ()> {
     SERVICES.write().await
 }
 
+/// The process-wide subscriber of a test binary, installed once by the first [`TestEnv`]: log
+/// lines go through libtest's capture (so a failing test prints what its in-process API and
+/// workers logged; filter: `ORFEAS_TEST_LOG`, default [`DEFAULT_LOG_FILTER`]), and spans go to an
+/// in-memory exporter the trace test reads (every test's spans reach it; that test looks at its
+/// own trace only).
+///
+/// [`DEFAULT_LOG_FILTER`]: orfeas_shared::telemetry::DEFAULT_LOG_FILTER
+pub struct TestTelemetry {
+    pub provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    pub spans: opentelemetry_sdk::trace::InMemorySpanExporter,
+}
+
+pub fn telemetry() -> &'static TestTelemetry {
+    static TELEMETRY: std::sync::OnceLock<TestTelemetry> = std::sync::OnceLock::new();
+    TELEMETRY.get_or_init(|| {
+        use orfeas_shared::telemetry;
+        let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        let logs = tracing_subscriber::EnvFilter::try_from_env("ORFEAS_TEST_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(telemetry::DEFAULT_LOG_FILTER));
+        let subscriber = telemetry::subscriber(
+            "orfeas-test",
+            Some(&provider),
+            &telemetry::SpanFilter::default(),
+            logs,
+            tracing_subscriber::fmt::TestWriter::default(),
+            false,
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        TestTelemetry { provider, spans }
+    })
+}
+
 /// An isolated fleet: its own database, queues, Redis key prefix and bucket.
 pub struct TestEnv {
     pub name: String,
@@ -46,6 +81,7 @@ impl TestEnv {
 
     /// `extra`: more `ORFEAS__…` settings for this test.
     pub async fn with(test: &str, extra: &[(&str, &str)]) -> TestEnv {
+        telemetry();
         let name = format!(
             "{}-{}-{}",
             test.replace('_', "-"),
@@ -378,6 +414,53 @@ impl Api {
         .await
     }
 
+    /// Polls every job until all are terminal and returns them in order; after `timeout`
+    /// panics with every job's state and the jobs queue's counters (ready, unacknowledged,
+    /// consumers, from the management API when the tests have it), which say whether a job's
+    /// message is waiting, held by a consumer, or gone.
+    pub async fn wait_all_terminal(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+        queue: &str,
+    ) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let mut jobs = Vec::new();
+            for id in ids {
+                let (status, job) = self.get(&format!("/api/jobs/{id}")).await;
+                assert_eq!(status, 200, "{job}");
+                jobs.push(job);
+            }
+            let terminal = |j: &Value| {
+                matches!(
+                    j["status"].as_str(),
+                    Some("succeeded" | "failed" | "canceled")
+                )
+            };
+            if jobs.iter().all(terminal) {
+                return jobs;
+            }
+            if start.elapsed() >= timeout {
+                let states: Vec<String> = jobs
+                    .iter()
+                    .map(|j| {
+                        format!(
+                            "{} {} attempt {} stage {}",
+                            j["id"], j["status"], j["attempt"], j["stage"]
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "jobs not terminal after {timeout:?}:\n  {}\nqueue {queue}: {}",
+                    states.join("\n  "),
+                    queue_counters(queue).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -385,6 +468,39 @@ impl Api {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+    }
+}
+
+/// A queue's counters from RabbitMQ's management API, for failure messages.
+pub async fn queue_counters(queue: &str) -> String {
+    let Ok(management) = std::env::var("ORFEAS_TEST_AMQP_MANAGEMENT") else {
+        return "unknown (no management API)".into();
+    };
+    let Ok(base) = reqwest::Url::parse(&management) else {
+        return format!("unknown (bad management URL {management})");
+    };
+    let mut url = base.clone();
+    url.set_username("").ok();
+    url.set_password(None).ok();
+    let url = format!(
+        "{}api/queues/%2F/{}",
+        url.as_str().trim_end_matches('/').to_owned() + "/",
+        queue
+    );
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .basic_auth(base.username(), base.password())
+        .send()
+        .await;
+    match resp {
+        Ok(r) => match r.json::<Value>().await {
+            Ok(q) => format!(
+                "ready {}, unacknowledged {}, consumers {}",
+                q["messages_ready"], q["messages_unacknowledged"], q["consumers"]
+            ),
+            Err(e) => format!("unknown ({e})"),
+        },
+        Err(e) => format!("unknown ({e})"),
     }
 }
 

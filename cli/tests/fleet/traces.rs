@@ -1,6 +1,7 @@
 //! One trace from the HTTP request to the worker's stage spans, across the RabbitMQ hop,
-//! captured with OpenTelemetry's in-memory exporter. The only test of this binary that installs
-//! a process-wide subscriber (other tests' spans reach it too; it looks at its own trace only).
+//! captured with OpenTelemetry's in-memory exporter of the binary's subscriber
+//! ([`crate::env::telemetry`]: other tests' spans reach it too; this test looks at its own trace
+//! only).
 //! [`across_processes`] checks the same trace from the real processes over OTLP/HTTP.
 
 mod across_processes;
@@ -10,8 +11,7 @@ mod receiver;
 use std::time::Duration;
 
 use crate::env::{TestEnv, id_of, sample, services_shared};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tracing_subscriber::layer::SubscriberExt;
+use opentelemetry_sdk::trace::SpanData;
 
 fn attr(span: &SpanData, key: &str) -> Option<String> {
     span.attributes
@@ -23,18 +23,7 @@ fn attr(span: &SpanData, key: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_trace_from_request_to_stages() {
     let _services = services_shared().await;
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(orfeas_shared::telemetry::otel_layer(
-            &provider,
-            "orfeas-test",
-        ))
-        .with(tracing_subscriber::filter::LevelFilter::INFO);
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-
+    let telemetry = crate::env::telemetry();
     let env = TestEnv::new("tracing").await;
     let api = env.start_api().await;
     let worker = env.start_worker().await;
@@ -51,8 +40,8 @@ async fn one_trace_from_request_to_stages() {
     assert_eq!(end["status"], "succeeded");
     worker.stop().await;
     api.stop().await;
-    let _ = provider.force_flush();
-    let spans = exporter.get_finished_spans().expect("spans");
+    let _ = telemetry.provider.force_flush();
+    let spans = telemetry.spans.get_finished_spans().expect("spans");
 
     let job_span = spans
         .iter()

@@ -83,6 +83,9 @@ impl Config {
         if w.progress_interval.is_zero() {
             return Err(invalid("worker.progress_interval_ms", "must be positive"));
         }
+        if w.stall_check.is_zero() {
+            return Err(invalid("worker.stall_check_ms", "must be positive"));
+        }
         if w.lease_ttl < w.heartbeat_interval * 2 {
             return Err(invalid(
                 "worker.lease_ttl_ms",

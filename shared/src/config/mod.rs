@@ -224,6 +224,12 @@ pub struct WorkerConfig {
     /// it fails; waiting does not use its attempts.
     #[serde(rename = "outage_budget_s", with = "seconds")]
     pub outage_budget: Duration,
+    /// While idle, the worker asks the broker this often how many messages are ready in its
+    /// queue, and must get the answer within the same time. Ready messages on two checks in a
+    /// row (its consumer is not being fed) or no answer mean the connection is dead or stalled
+    /// without an error: the worker reconnects.
+    #[serde(rename = "stall_check_ms", with = "millis")]
+    pub stall_check: Duration,
     /// Where `orfeas worker` serves `/metrics`; empty or `off`: nowhere.
     #[serde(deserialize_with = "off_or")]
     pub metrics_listen: Option<SocketAddr>,
@@ -312,6 +318,7 @@ impl Default for WorkerConfig {
             job_timeout: Duration::from_secs(1_500),
             lease_ttl: Duration::from_secs(30),
             outage_budget: Duration::from_secs(900),
+            stall_check: Duration::from_secs(15),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
             overflow_queue: None,
             engine: Engine::Inflate,
