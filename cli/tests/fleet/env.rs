@@ -106,6 +106,7 @@ impl TestEnv {
             ("ORFEAS__WORKER__HEARTBEAT_TTL_MS".into(), "2000".into()),
             ("ORFEAS__WORKER__RETRY_BASE_MS".into(), "100".into()),
             ("ORFEAS__WORKER__RETRY_MAX_MS".into(), "1000".into()),
+            ("ORFEAS__WORKER__STALL_CHECK_MS".into(), "1000".into()),
             ("ORFEAS__API__OUTBOX_INTERVAL_MS".into(), "200".into()),
         ];
         let mut bucket_dir = None;
