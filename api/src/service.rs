@@ -1,11 +1,14 @@
 //! The jobs service the routes call: submission (engine gate, idempotency, the queue limit,
-//! storage, insert, publish), reads, cancellation and output downloads. Handlers stay thin over
-//! it; everything here answers with typed values or an [`ApiError`].
+//! storage, insert, publish), reads and cancellation; [`stored`] serves what a job stored
+//! (output downloads, reruns from the stored input). Handlers stay thin over it; everything
+//! here answers with typed values or an [`ApiError`].
+
+mod stored;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use object_store::{GetResult, ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt};
 use orfeas_shared::db::{
     CancelOutcome, Db, DeliveryLog, InsertOutcome, JobRecord, NewJob, QueueEstimate, Quota,
     QuotaHit, StageRecord,
@@ -13,13 +16,13 @@ use orfeas_shared::db::{
 use orfeas_shared::metrics::ApiMetrics;
 use orfeas_shared::queue::Publisher;
 use orfeas_shared::storage;
-use orfeas_vocab::{Artifact, Engine, ErrorCode, JobId, JobMessage, JobStatus, TextureMode};
+use orfeas_vocab::{Engine, ErrorCode, JobId, JobMessage, JobStatus, TextureMode};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::QueuedGauge;
-use crate::upload::{IdempotencyKey, InputFormat, Upload};
+use crate::upload::Upload;
 use crate::webhooks::guard::{self, Network};
 
 /// What a submission led to.
@@ -204,54 +207,6 @@ impl JobsService {
         Ok(Submitted::Created(job))
     }
 
-    /// A new job from a finished job's stored input and options (its deadline dropped: it was
-    /// for the first run). Admission, quotas and idempotency apply as to any submission.
-    pub async fn rerun(
-        &self,
-        id: JobId,
-        idempotency_key: Option<IdempotencyKey>,
-        trace_context: HashMap<String, String>,
-        caller: &Principal,
-    ) -> Result<Submitted, ApiError> {
-        let job = self.require(id, caller).await?;
-        if job.purged_at.is_some() {
-            return Err(ApiError::new(
-                ErrorCode::Gone,
-                format!("job {id}'s input was deleted by its owner"),
-            ));
-        }
-        let key = object_store::path::Path::from(job.input_key.as_str());
-        let got = self.store.get(&key).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => ApiError::new(
-                ErrorCode::Gone,
-                format!("job {id}'s input is no longer stored (retention)"),
-            ),
-            other => ApiError::unavailable(format!("storage: {other}")),
-        })?;
-        let image = got
-            .bytes()
-            .await
-            .map_err(|e| ApiError::unavailable(format!("storage: {e}")))?;
-        let format = InputFormat::sniff(&image).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InputMissing,
-                format!("job {id}'s stored input is not an image"),
-            )
-        })?;
-        let mut spec = job.spec;
-        spec.deadline = None;
-        // The same fingerprint for the same source job, so a repeated key names the same rerun.
-        let fingerprint = idempotency_key.as_ref().map(|_| format!("rerun:{id}"));
-        let upload = Upload {
-            image,
-            format,
-            spec,
-            idempotency_key,
-            fingerprint,
-        };
-        self.submit(upload, trace_context, caller).await
-    }
-
     async fn repeated(&self, job: JobRecord, same_request: bool) -> Result<Submitted, ApiError> {
         if !same_request {
             return Err(ApiError::new(
@@ -379,39 +334,5 @@ impl JobsService {
         }
         let job = self.db.mark_purged(id).await?.unwrap_or(job);
         Ok((job, stages, false))
-    }
-
-    /// A finished job's artifact, streamed from the object store.
-    pub async fn output(
-        &self,
-        id: JobId,
-        artifact: Artifact,
-        caller: &Principal,
-    ) -> Result<GetResult, ApiError> {
-        let job = self.require(id, caller).await?;
-        if job.purged_at.is_some() {
-            return Err(ApiError::new(
-                ErrorCode::Gone,
-                format!("job {id}'s input and outputs were deleted by its owner"),
-            ));
-        }
-        if job.status != JobStatus::Succeeded {
-            return Err(ApiError::conflict(format!(
-                "job {id} is {}; outputs exist once it has succeeded",
-                job.status
-            )));
-        }
-        if !job.outputs.contains(&artifact) {
-            return Err(ApiError::not_found(format!(
-                "job {id} has no {artifact} output"
-            )));
-        }
-        let key = storage::output_key(id, artifact);
-        self.store.get(&key).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                ApiError::not_found(format!("{key} is missing from the object store"))
-            }
-            other => ApiError::unavailable(format!("storage: {other}")),
-        })
     }
 }

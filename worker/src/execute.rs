@@ -1,7 +1,7 @@
 //! Job execution: start each job's attempt (guarded), fetch its input, run the batch through
 //! the pipeline off the async runtime, store every artifact, and commit success together with the
 //! attempt's ledger rows; then ack. Failures go to [`crate::disposition`]. The batch's measured
-//! peaks (or its out-of-memory splits) teach the memory model.
+//! peaks (or its out-of-memory splits) teach the memory model ([`crate::learn`]).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use object_store::ObjectStoreExt;
 use orfeas_pipeline::{JobOptions, Stage};
-use orfeas_shared::db::{JobEnd, MemoryFigure, StageRecord, StartOutcome, StoredOutput};
+use orfeas_shared::db::{JobEnd, StageRecord, StartOutcome, StoredOutput};
 use orfeas_shared::{storage, telemetry};
-use orfeas_vocab::{ErrorCode, JobStatus, Workload};
+use orfeas_vocab::{ErrorCode, JobStatus};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -21,7 +21,7 @@ use crate::disposition::{Disposition, Held, send};
 use crate::executor::{self, Ran, Work};
 use crate::failure::Failure;
 use crate::heartbeat::InHand;
-use crate::optimizer::{self, Decision, JobShape, Learned, ModelKey};
+use crate::optimizer::{Decision, JobShape};
 use crate::startup::Worker;
 
 /// A job whose attempt started, with its message and scheduling priority.
@@ -171,6 +171,10 @@ impl Worker {
                 }
                 Err(failure) => self.dispose(broker, m, Some(*held), failure).await,
             }
+            // Its end is recorded: the heartbeat no longer renews its lease, nor reads a
+            // finished job's missing lease as a takeover to stop.
+            self.status
+                .send_modify(|s| s.current_batch.retain(|h| h.id != w.job_id));
         }
         self.status.send_modify(|s| {
             s.current_batch.clear();
@@ -397,61 +401,5 @@ impl Worker {
                     .and_then(|b| i64::try_from(b).ok()),
             })
             .collect()
-    }
-
-    /// Feeds the batch's measured peaks (or its out-of-memory splits) to the memory model, each
-    /// workload's (shape engine, paint) apart, and persists the figures.
-    async fn learn(
-        &self,
-        shape: &JobShape,
-        decision: &Decision,
-        ran: &[Ran],
-        ooms: &[(usize, Stage)],
-    ) {
-        let device = self.config.worker.device;
-        let entries: Vec<(ModelKey, Learned)> = self
-            .memory
-            .lock()
-            .map(|mut model| {
-                optimizer::workloads(shape)
-                    .into_iter()
-                    .filter_map(|workload| {
-                        let ran_out = ooms
-                            .iter()
-                            .filter(|(_, stage)| {
-                                (*stage == Stage::TextureSynthesis) == (workload == Workload::Paint)
-                            })
-                            .map(|&(n, _)| n)
-                            .max();
-                        if let Some(n) = ran_out {
-                            return Some(model.after_oom_of(
-                                workload,
-                                shape,
-                                device,
-                                decision.budget_bytes,
-                                n,
-                            ));
-                        }
-                        ran.iter()
-                            .filter_map(|r| r.peak_per_job(workload, shape.paint))
-                            .max()
-                            .filter(|&p| p > 0)
-                            .map(|p| model.observe_of(workload, shape, device, p))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for ((workload, bucket, device), learned) in entries {
-            let figure = MemoryFigure {
-                workload,
-                resolution_bucket: i32::try_from(bucket).unwrap_or(i32::MAX),
-                device,
-                bytes_per_job: i64::try_from(learned.bytes_per_job).unwrap_or(i64::MAX),
-                samples: i64::try_from(learned.samples).unwrap_or(i64::MAX),
-            };
-            if let Err(e) = self.db.save_memory_figure(&figure).await {
-                tracing::debug!(error = %e, "memory figure not saved");
-            }
-        }
     }
 }
