@@ -87,6 +87,11 @@ impl LapinBroker {
     pub fn new(channel: Channel) -> Self {
         LapinBroker { channel }
     }
+
+    /// Whether the client still counts the channel as open (a stalled one still is).
+    pub fn connected(&self) -> bool {
+        self.channel.status().connected()
+    }
 }
 
 impl Broker for LapinBroker {

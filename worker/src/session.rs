@@ -67,7 +67,7 @@ impl Worker {
                     self.metrics.up.set(1.0);
                     self.report_session(Session::Consuming);
                     let broker = LapinBroker::new(channel.clone());
-                    match self.consume(&broker, &channel, consumer, rx.clone()).await {
+                    match self.consume(&broker, consumer, rx.clone()).await {
                         None => {
                             let _ = channel
                                 .basic_cancel(
@@ -132,15 +132,11 @@ impl Worker {
     async fn consume(
         &self,
         broker: &LapinBroker,
-        channel: &Channel,
         mut consumer: lapin::Consumer,
         stop: watch::Receiver<bool>,
     ) -> Option<String> {
         loop {
-            let first = match self
-                .next_delivery(broker, channel, &mut consumer, &stop)
-                .await
-            {
+            let first = match self.next_delivery(broker, &mut consumer, &stop).await {
                 Next::Stop => return None,
                 Next::Lost(reason) => return Some(reason),
                 Next::Delivery(d) => Incoming::from_delivery(*d),
@@ -183,7 +179,6 @@ impl Worker {
     async fn next_delivery(
         &self,
         broker: &LapinBroker,
-        channel: &Channel,
         consumer: &mut lapin::Consumer,
         stop: &watch::Receiver<bool>,
     ) -> Next {
@@ -203,7 +198,7 @@ impl Worker {
                 },
                 _ = tokio::time::sleep(check) => {}
             }
-            if !channel.status().connected() {
+            if !broker.connected() {
                 return Next::Lost("the channel is no longer open".into());
             }
             match tokio::time::timeout(check, broker.depth(&self.topology.jobs)).await {
