@@ -477,23 +477,16 @@ pub async fn queue_counters(queue: &str) -> String {
     let Ok(management) = std::env::var("ORFEAS_TEST_AMQP_MANAGEMENT") else {
         return "unknown (no management API)".into();
     };
-    let Ok(base) = reqwest::Url::parse(&management) else {
+    // The default vhost `/`, percent-encoded; reqwest sends the URL's credentials as basic
+    // auth (a second Authorization header would make the request a 400).
+    let Ok(url) = reqwest::Url::parse(&management)
+        .and_then(|base| base.join(&format!("api/queues/%2F/{queue}")))
+    else {
         return format!("unknown (bad management URL {management})");
     };
-    let mut url = base.clone();
-    url.set_username("").ok();
-    url.set_password(None).ok();
-    let url = format!(
-        "{}api/queues/%2F/{}",
-        url.as_str().trim_end_matches('/').to_owned() + "/",
-        queue
-    );
-    let resp = reqwest::Client::new()
-        .get(&url)
-        .basic_auth(base.username(), base.password())
-        .send()
-        .await;
+    let resp = reqwest::Client::new().get(url).send().await;
     match resp {
+        Ok(r) if !r.status().is_success() => format!("unknown (HTTP {})", r.status()),
         Ok(r) => match r.json::<Value>().await {
             Ok(q) => format!(
                 "ready {}, unacknowledged {}, consumers {}",
