@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orfeas/target}"
 REF_PY="${REF_PY:-/work/tools/refvenv/bin/python}"
-cargo build -q --release -p orfeas-pipeline --example dit_bench --example shape_bench
+cargo build -q --release --workspace --example dit_bench --example shape_bench
 bin="$CARGO_TARGET_DIR/release/examples"
 "$bin/dit_bench" --preset v2-mini --latents 512 --cond-tokens 65 --iters 3 --warmup 1
 "$REF_PY" bench/dit_reference.py --preset v2-mini --device cpu --dtype f32 --iters 3 --warmup 1 --cond-tokens 65

@@ -14,7 +14,7 @@ if [ ! -x "$tools/bench-venv/bin/python" ]; then
   python3 -m venv "$tools/bench-venv"
   "$tools/bench-venv/bin/pip" install --quiet --disable-pip-version-check scikit-image==0.26.0 numpy==2.4.6
 fi
-cargo build --release -q -p orfeas-pipeline --example mc_bench
+cargo build --release -q --workspace --example mc_bench
 bin="$CARGO_TARGET_DIR/release/examples/mc_bench"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -24,4 +24,6 @@ if [ ! -f "$set_dir/manifest.json" ]; then
   "$venv/bin/python" tools/segmentation_eval/make_eval_set.py \
     --emoji-dir "$node/node_modules/emoji-datasource-apple" --out "$set_dir"
 fi
-cargo run --release -q -p orfeas-pipeline --example segmentation_eval -- "$set_dir" "$@"
+# --workspace: `-p` alone resolves the features differently and rebuilds burn.
+cargo build --release -q --workspace --example segmentation_eval
+"$CARGO_TARGET_DIR/release/examples/segmentation_eval" "$set_dir" "$@"

@@ -17,7 +17,7 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orfeas/target}"
 UVQ_PY="${UVQ_PY:-$HOME/.cache/orfeas/tools/uvq-venv/bin/python}"
 cargo build -q --release -p orfeas
-cargo build -q --release -p orfeas-pipeline --example texture_bench
+cargo build -q --release --workspace --example texture_bench
 bin="$CARGO_TARGET_DIR/release"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -17,7 +17,8 @@ ITERS="${ITERS:-5}"
 if [ ! -f "$FULL" ]; then
   "$U2NET_PY" pipeline/tests/reference/u2net_fixtures.py --full-onnx "$FULL" >&2
 fi
-cargo build -q --release -p orfeas-pipeline --example u2net_bench
+# --workspace: `-p` alone resolves the features differently and rebuilds burn.
+cargo build -q --release --workspace --example u2net_bench
 bin="$CARGO_TARGET_DIR/release/examples/u2net_bench"
 ratio() { # port-json ort-json label
   python3 - "$1" "$2" "$3" <<'PY'

@@ -1,17 +1,52 @@
-//! The host executor: U²-Net on the CPU without burn. Convolutions are one packed GEMM per band
-//! of output rows over an im2col buffer (the `gemm` crate's cache-blocked AVX2/AVX-512 kernels,
-//! threaded with rayon), with bias and ReLU applied in one pass afterwards; pooling, resizing
-//! and the residual sums are plain loops over channel planes, in parallel. burn-ndarray's
-//! direct convolution reaches a fifth of onnxruntime's throughput on the same cores
-//! (BENCHMARKS.md, "Background removal"), which is why the CPU path does not go through burn.
+//! The host executor: U²-Net on the CPU without burn. The 3×3 convolutions without dilation,
+//! 94 % of U²-Net's multiply-adds and nearly all of U²-Net-p's, run as Winograd F(2×2, 3×3)
+//! ([`winograd`]: 16 GEMMs per band of tiles, 2.25× fewer multiplications); the others are one
+//! packed GEMM per band of output rows over an im2col buffer ([`conv`]). Both use the `gemm`
+//! crate's cache-blocked AVX2/AVX-512 kernels, threaded with rayon. Pooling, resizing and the
+//! residual sums are plain loops over channel planes, in parallel. burn-ndarray's direct
+//! convolution reaches a fifth of onnxruntime's throughput on the same cores (BENCHMARKS.md,
+//! "Background removal"), which is why the CPU path does not go through burn.
 
 mod conv;
 mod planes;
+#[cfg(test)]
+mod reference;
+mod winograd;
 
 use super::exec::Exec;
 use super::rebnconv::FoldedConv;
 
-pub use conv::HostConv;
+use conv::Im2colConv;
+use winograd::WinogradConv;
+
+/// Fewest input channels for which Winograd beats im2col: with the 3-channel input layer the
+/// transforms cost more than the multiplications they save (measured, BENCHMARKS.md).
+const WINOGRAD_MIN_IN: usize = 16;
+
+/// One convolution prepared for the host, by the algorithm that suits its shape.
+#[derive(Debug, Clone)]
+pub enum HostConv {
+    Im2col(Im2colConv),
+    Winograd(WinogradConv),
+}
+
+impl HostConv {
+    pub fn new(c: &FoldedConv) -> Self {
+        let wide_enough = c.shape[1] >= WINOGRAD_MIN_IN;
+        match WinogradConv::new(c) {
+            Some(w) if wide_enough => HostConv::Winograd(w),
+            _ => HostConv::Im2col(Im2colConv::new(c)),
+        }
+    }
+
+    /// The convolution of `cat(parts)`.
+    pub fn forward(&self, parts: &[&Map]) -> Map {
+        match self {
+            HostConv::Im2col(c) => c.forward(parts),
+            HostConv::Winograd(c) => c.forward(parts),
+        }
+    }
+}
 
 /// A batch of feature maps in host memory, `[n, c, h, w]` row-major.
 #[derive(Debug, Clone, PartialEq)]
