@@ -1,7 +1,7 @@
 //! Signed webhooks end to end: a receiver verifying signatures with the `standardwebhooks`
 //! package sees every event of a job once (de-duplicated by a `webhook-id` that is stable
 //! across retries) after forced retries and an API restart; filters, `Retry-After`, 410 Gone,
-//! and refused private addresses.
+//! and refused private addresses; an attempt cut short by the API going away still counts.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -239,6 +239,75 @@ async fn webhooks_arrive_signed_once_per_event_after_retries_and_a_restart() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
+    api.stop().await;
+    env.cleanup().await;
+}
+
+/// An attempt cut short by the API going away still counts. The receiver holds the first
+/// request open and never answers it; the API process is stopped meanwhile (its dispatcher is
+/// dropped mid-request, as in a crash), and the next process retries once the claim lapses. The
+/// delivery log must say 2 attempts, as the receiver counted them: an attempt counted only when
+/// its outcome was recorded would be lost with the process, and the log would say 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_cut_short_by_the_api_going_away_still_counts() {
+    let _services = services_shared().await;
+    let secret = WebhookSecret::generate().expect("secret");
+    let Some(receiver) = Receiver::start(&secret, "held") else {
+        return;
+    };
+    // The attempt's timeout outlasts the API's stop by far; the claim's lease is twice the
+    // timeout plus 5 s, which is how long the retry waits.
+    let timeout = Duration::from_secs(4);
+    let env = TestEnv::with(
+        "webhooks_held",
+        &[
+            ("ORFEAS__WEBHOOKS__SECRET", secret.as_str()),
+            ("ORFEAS__WEBHOOKS__ALLOW", r#"["127.0.0.1/32"]"#),
+            ("ORFEAS__WEBHOOKS__TIMEOUT_MS", "4000"),
+            ("ORFEAS__WEBHOOKS__POLL_MS", "50"),
+        ],
+    )
+    .await;
+    let api = env.start_api().await;
+    let worker = env.start_worker().await;
+    let options = format!(
+        r#"{{"webhook": "{}/hold/x", "webhook_events": ["completed"]}}"#,
+        receiver.base
+    );
+    let (status, job) = api.submit(&sample("star.png"), Some(&options), None).await;
+    assert_eq!(status, 202, "{job}");
+    let id = id_of(&job);
+    api.wait_terminal(&id, T).await;
+    let held = |r: &Value| r["path"] == "/hold/x";
+    let start = Instant::now();
+    while !receiver.records().iter().any(held) {
+        assert!(start.elapsed() < T, "the first attempt never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let arrived = Instant::now();
+    api.stop().await;
+    assert!(
+        arrived.elapsed() < timeout,
+        "the API took longer to stop than the attempt's timeout: nothing was cut short"
+    );
+    let api = env.start_api().await;
+    let start = Instant::now();
+    let hook = loop {
+        let (_, view) = api.get(&format!("/api/jobs/{id}")).await;
+        let hooks = view["webhooks"].as_array().cloned().unwrap_or_default();
+        if hooks.len() == 1 && hooks[0]["status"] == "delivered" {
+            break hooks[0].clone();
+        }
+        assert!(start.elapsed() < T, "{view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let tries: Vec<Value> = receiver.records().into_iter().filter(held).collect();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0]["status"], Value::Null, "the first attempt is held");
+    assert_eq!(tries[1]["status"], 200);
+    assert_eq!(hook["attempts"], 2, "{hook}");
+    assert_eq!(hook["last_status"], 200, "{hook}");
+    worker.stop().await;
     api.stop().await;
     env.cleanup().await;
 }

@@ -8,6 +8,8 @@ the webhook-id, which attempt of that id it is, whether the signature verified, 
 answered, the path and the payload. Paths choose the behaviour:
   /flaky/...  500 to the first attempt of each id, then 200 (forces retries)
   /busy/...   429 with Retry-After: 1 to the first attempt of each id, then 200
+  /hold/...   the first attempt of each id is never answered (held open until the sender goes
+              away), later ones get 200
   /gone/...   410 Gone
   otherwise   200
 A request whose signature does not verify is answered 400.
@@ -16,6 +18,7 @@ A request whose signature does not verify is answered 400.
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook
@@ -50,6 +53,8 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path.startswith("/busy") and attempt == 1:
             status = 429
             extra["Retry-After"] = "1"
+        elif self.path.startswith("/hold") and attempt == 1:
+            status = None
         else:
             status = 200
         record = {
@@ -63,6 +68,9 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+        if status is None:
+            time.sleep(600)
+            return
         self.send_response(status)
         for k, v in extra.items():
             self.send_header(k, v)

@@ -55,18 +55,21 @@ pub struct DeliveryLog {
 }
 
 impl Db {
-    /// Claims up to `limit` due deliveries for `lease`.
+    /// Claims up to `limit` due deliveries for `lease`. The claim counts the attempt: an
+    /// attempt cut short by a crash or a restart (its receiver may well have seen it) is still
+    /// in `attempts` when the lease lapses and another dispatcher tries again.
     pub async fn claim_deliveries(
         &self,
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<Delivery>, DbError> {
         let rows = sqlx::query(
-            "UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => $2) \
+            "UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => $2), \
+               attempts = d.attempts + 1 \
              WHERE d.id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' \
                AND next_at <= now() AND (claimed_until IS NULL OR claimed_until < now()) \
                ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             RETURNING d.id, d.job_id, d.url, d.payload, d.attempts",
+             RETURNING d.id, d.job_id, d.url, d.payload, d.attempts - 1 AS attempts",
         )
         .bind(limit)
         .bind(lease.as_secs_f64())
@@ -85,13 +88,13 @@ impl Db {
             .collect()
     }
 
-    /// Records an attempt's outcome.
+    /// Records an attempt's outcome (the attempt itself was counted when it was claimed).
     pub async fn record_delivery(&self, d: &Delivery, outcome: &Attempted) -> Result<(), DbError> {
         match outcome {
             Attempted::Delivered { status } => {
                 sqlx::query(
-                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, \
-                     last_status = $2, last_error = NULL, delivered_at = now(), \
+                    "UPDATE webhook_deliveries SET status = 'delivered', last_status = $2, \
+                     last_error = NULL, delivered_at = now(), \
                      claimed_until = NULL WHERE id = $1",
                 )
                 .bind(&d.id)
@@ -105,8 +108,8 @@ impl Db {
                 next,
             } => {
                 sqlx::query(
-                    "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, \
-                     last_error = $3, claimed_until = NULL, \
+                    "UPDATE webhook_deliveries SET last_status = $2, last_error = $3, \
+                     claimed_until = NULL, \
                      status = CASE WHEN $4::float8 IS NULL THEN 'failed' ELSE status END, \
                      next_at = CASE WHEN $4::float8 IS NULL THEN next_at \
                                ELSE now() + make_interval(secs => $4) END \
@@ -131,7 +134,6 @@ impl Db {
                 .await?;
                 sqlx::query(
                     "UPDATE webhook_deliveries SET status = 'disabled', claimed_until = NULL, \
-                     attempts = attempts + CASE WHEN id = $2 THEN 1 ELSE 0 END, \
                      last_status = CASE WHEN id = $2 THEN 410 ELSE last_status END, \
                      last_error = 'the endpoint answered 410 Gone; it is disabled' \
                      WHERE url = $1 AND status = 'pending'",
