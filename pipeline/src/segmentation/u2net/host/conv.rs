@@ -10,7 +10,7 @@ use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
 use super::super::rebnconv::FoldedConv;
-use super::Map;
+use super::{Map, run_bands};
 
 /// Largest im2col buffer per band, in values (1 MiB, a core's L2 on the benchmark machine):
 /// the GEMM reads the columns back from the cache they were written to. Measured on u2netp
@@ -79,21 +79,14 @@ impl Im2colConv {
                 })
             })
             .collect();
-        let spread = bands.len() >= 2 * rayon::current_num_threads();
-        let products: Vec<Vec<f32>> = if spread {
-            bands
-                .par_iter()
-                .map_init(Vec::new, |cols, b| {
-                    self.band(parts, b, cols, Parallelism::None)
-                })
-                .collect()
-        } else {
-            let mut cols = Vec::new();
-            bands
-                .iter()
-                .map(|b| self.band(parts, b, &mut cols, Parallelism::Rayon(0)))
-                .collect()
-        };
+        let products = run_bands(&bands, |b, cols: &mut Vec<f32>, threaded| {
+            let par = if threaded {
+                Parallelism::Rayon(0)
+            } else {
+                Parallelism::None
+            };
+            self.band(parts, b, cols, par)
+        });
         self.assemble(n, h, w, &bands, &products)
     }
 

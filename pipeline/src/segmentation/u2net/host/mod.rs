@@ -13,6 +13,8 @@ mod planes;
 mod reference;
 mod winograd;
 
+use rayon::prelude::*;
+
 use super::exec::Exec;
 use super::rebnconv::FoldedConv;
 
@@ -45,6 +47,26 @@ impl HostConv {
             HostConv::Im2col(c) => c.forward(parts),
             HostConv::Winograd(c) => c.forward(parts),
         }
+    }
+}
+
+/// Runs `band` over every band of a convolution and returns the products in order. With at
+/// least two bands per core, each core takes whole bands, single-threaded, so a band's buffers
+/// stay in that core's cache; with fewer (the small bottom stages), bands run one after another
+/// and the work inside each is threaded. `band` gets its thread's scratch and whether it may
+/// use threads itself.
+fn run_bands<B: Sync, S: Default + Send>(
+    bands: &[B],
+    band: impl Fn(&B, &mut S, bool) -> Vec<f32> + Sync + Send,
+) -> Vec<Vec<f32>> {
+    if bands.len() >= 2 * rayon::current_num_threads() {
+        bands
+            .par_iter()
+            .map_init(S::default, |s, b| band(b, s, false))
+            .collect()
+    } else {
+        let mut s = S::default();
+        bands.iter().map(|b| band(b, &mut s, true)).collect()
     }
 }
 

@@ -15,8 +15,10 @@ mod tests;
 mod transform;
 
 use super::super::rebnconv::FoldedConv;
-use super::Map;
-use transform::{OutScratch, input_transform, kernel_transform, output_transform, segments};
+use super::{Map, run_bands};
+use transform::{
+    OutScratch, Segment, input_transform, kernel_transform, output_transform, segments,
+};
 
 /// Values per band, the transformed input and the 16 products together (2 MiB). Measured on
 /// the two networks' layers (BENCHMARKS.md): 128 Ki values 1.09×, 256 Ki 1.03×, 1 Mi 0.95–1.03×,
@@ -35,12 +37,13 @@ pub struct WinogradConv {
     relu: bool,
 }
 
-/// Tiles `t0 .. t0 + len` of image `img`, tiles numbered row-major.
-#[derive(Debug, Clone, Copy)]
+/// A run of `len` consecutive tiles of image `img` (tiles numbered row-major).
+#[derive(Debug, Clone)]
 struct Band {
     img: usize,
-    t0: usize,
     len: usize,
+    /// Its parts in each row of tiles, worked out once for the input transform and assembly.
+    segs: Vec<Segment>,
 }
 
 impl WinogradConv {
@@ -82,24 +85,14 @@ impl WinogradConv {
             .flat_map(|img| {
                 (0..tiles).step_by(len).map(move |t0| Band {
                     img,
-                    t0,
                     len: len.min(tiles - t0),
+                    segs: segments(t0, len.min(tiles - t0), tx),
                 })
             })
             .collect();
-        let spread = bands.len() >= 2 * rayon::current_num_threads();
-        let products: Vec<Vec<f32>> = if spread {
-            bands
-                .par_iter()
-                .map_init(Scratch::default, |sc, b| self.band(parts, b, sc, false))
-                .collect()
-        } else {
-            let mut sc = Scratch::default();
-            bands
-                .iter()
-                .map(|b| self.band(parts, b, &mut sc, true))
-                .collect()
-        };
+        let products = run_bands(&bands, |b, sc: &mut Scratch, threaded| {
+            self.band(parts, b, sc, threaded)
+        });
         self.assemble(n, h, w, &bands, &products)
     }
 
@@ -107,10 +100,8 @@ impl WinogradConv {
     /// channel, the top and the bottom row of each tile in turn.
     fn band(&self, parts: &[&Map], b: &Band, sc: &mut Scratch, threaded: bool) -> Vec<f32> {
         let (cin, cout, nt) = (self.in_ch, self.out_ch, b.len);
-        let w = parts[0].w;
-        let segs = segments(b, w.div_ceil(2));
         sc.v.resize(16 * cin * nt, 0.0);
-        input_transform(parts, b, &segs, &mut sc.v, threaded);
+        input_transform(parts, b, &mut sc.v, threaded);
         sc.m.resize(16 * cout * nt, 0.0);
         let v = &sc.v[..];
         let product = |(t, dst): (usize, &mut [f32])| {
@@ -176,7 +167,6 @@ impl WinogradConv {
         if plane == 0 {
             return out;
         }
-        let tx = w.div_ceil(2);
         let per_image = bands.len() / n.max(1);
         let cout = self.out_ch;
         out.data
@@ -187,7 +177,7 @@ impl WinogradConv {
                 let range = img * per_image..(img + 1) * per_image;
                 for (b, y) in bands[range.clone()].iter().zip(&products[range]) {
                     let y = &y[o * 4 * b.len..][..4 * b.len];
-                    for s in segments(b, tx) {
+                    for s in &b.segs {
                         // An odd width drops the last tile's second column.
                         let cols = (2 * s.len).min(w - 2 * s.col);
                         for dy in 0..2 {

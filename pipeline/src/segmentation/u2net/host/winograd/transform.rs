@@ -19,17 +19,17 @@ pub(super) struct Segment {
     pub off: usize,
 }
 
-pub(super) fn segments(b: &Band, tx: usize) -> Vec<Segment> {
+pub(super) fn segments(t0: usize, count: usize, tx: usize) -> Vec<Segment> {
     let mut out = Vec::new();
-    let mut t = b.t0;
-    while t < b.t0 + b.len {
+    let mut t = t0;
+    while t < t0 + count {
         let (row, col) = (t / tx, t % tx);
-        let len = (tx - col).min(b.t0 + b.len - t);
+        let len = (tx - col).min(t0 + count - t);
         out.push(Segment {
             row,
             col,
             len,
-            off: t - b.t0,
+            off: t - t0,
         });
         t += len;
     }
@@ -62,13 +62,7 @@ pub(super) fn kernel_transform(g: &[f32]) -> [f32; 16] {
 ///
 /// The row part of the transform (`Bᵀ d`) combines four padded input rows; the column part
 /// reads the even and odd columns of each result apart.
-pub(super) fn input_transform(
-    parts: &[&Map],
-    b: &Band,
-    segs: &[Segment],
-    v: &mut [f32],
-    threaded: bool,
-) {
+pub(super) fn input_transform(parts: &[&Map], b: &Band, v: &mut [f32], threaded: bool) {
     let (h, w) = (parts[0].h, parts[0].w);
     let nt = b.len;
     let cin: usize = parts.iter().map(|p| p.c).sum();
@@ -81,7 +75,7 @@ pub(super) fn input_transform(
     let fill = |ch: usize, out: &mut [f32], scratch: &mut RowScratch| {
         let pi = starts.partition_point(|&s| s <= ch) - 1;
         let src = &parts[pi].image(b.img)[(ch - starts[pi]) * h * w..][..h * w];
-        for &Segment { row, col, len, off } in segs {
+        for &Segment { row, col, len, off } in &b.segs {
             // Padded input: columns 2·col − 1 .. 2·(col + len) + 1, rows 2·row − 1 .. + 4.
             let width = 2 * len + 2;
             let x0 = 2 * col as isize - 1;
@@ -125,7 +119,7 @@ pub(super) fn input_transform(
             }
         }
     };
-    let max_len = segs.iter().map(|s| s.len).max().unwrap_or(0);
+    let max_len = b.segs.iter().map(|s| s.len).max().unwrap_or(0);
     let new_scratch = || RowScratch::new(max_len);
     let v = &mut v[..16 * cin * nt];
     if threaded {
